@@ -1,0 +1,113 @@
+# Switchboard - build, run and test.
+#   make            build build/switchboard
+#   make run        install what is missing, build, start the broker with defaults
+#   make test       install what is missing, build, run every test (unit, fuzz corpus, integration)
+#   make test-reference   the integration suite against Debian's rabbitmq-server
+#   make asan       unit tests and integration under ASan+UBSan
+#   make fuzz       run each libFuzzer target for FUZZ_SECONDS
+#   make gen / gen-check   regenerate the AMQP codec / check it is up to date
+#   make bench      the side-by-side benchmark against RabbitMQ (long)
+
+CC       ?= gcc
+BUILD    ?= build
+OPT      ?= -O2
+CFLAGS   ?= $(OPT) -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wshadow \
+            -Wstrict-prototypes -Wmissing-prototypes -fno-strict-aliasing -pthread -Isrc
+LDLIBS   += -lrabbitmq -ljansson -lmicrohttpd -lssl -lcrypto -lpthread
+PYTHON   := /usr/bin/python3
+
+LIB_SRC  := $(sort $(filter-out src/cli/%,$(wildcard src/*/*.c)))
+CLI_SRC  := $(sort $(wildcard src/cli/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_SECONDS ?= 60
+
+.PHONY: all run test test-unit test-integration test-reference asan fuzz gen gen-check \
+        deps-build deps-test deps-reference bench clean unit-bins fuzz-bins
+
+all: $(BUILD)/switchboard
+
+deps-build:
+	@tools/deps.sh build
+deps-test:
+	@tools/deps.sh test
+deps-reference:
+	@tools/deps.sh test reference
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libsb.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/switchboard: $(CLI_OBJ) $(BUILD)/libsb.a
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libsb.a $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsb.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libsb.a -lcmocka $(LDLIBS)
+
+unit-bins: $(UNIT_BIN)
+
+# libFuzzer targets are built with clang and ASan+UBSan, from the sources
+# directly (not libsb.a, which gcc built without coverage).
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -Isrc -fsanitize=fuzzer,address,undefined \
+               -fno-sanitize-recover=undefined
+FUZZ_LIB := $(sort $(wildcard src/common/*.c src/amqp/*.c))
+$(BUILD)/fuzz/%: fuzz/%.c $(FUZZ_LIB)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB)
+
+fuzz-bins: $(FUZZ_BIN)
+
+run: deps-build $(BUILD)/switchboard
+	$(BUILD)/switchboard serve
+
+# Everything runs under pytest, so one summary line counts every test:
+# the cmocka binaries, the fuzz corpus replay and the integration suite.
+test: deps-test
+	$(MAKE) all unit-bins fuzz-bins
+	$(MAKE) gen-check
+	cd tests && $(PYTHON) -m pytest -q -p no:cacheprovider .
+
+test-unit: deps-test
+	$(MAKE) unit-bins
+	cd tests && $(PYTHON) -m pytest -q -p no:cacheprovider test_unit_bins.py
+
+test-integration: deps-test all
+	cd tests && $(PYTHON) -m pytest -q -p no:cacheprovider integration
+
+test-reference: deps-reference
+	cd tests && SB_TARGET=rabbitmq $(PYTHON) -m pytest -q -p no:cacheprovider integration
+
+asan: deps-test
+	$(MAKE) BUILD=build-asan CC=clang \
+	  OPT="-O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
+	  all unit-bins
+	cd tests && SB_BUILD=../build-asan ASAN_OPTIONS=detect_leaks=1 \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider test_unit_bins.py integration
+
+fuzz: deps-test fuzz-bins
+	@for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p fuzz/corpus/$$n; \
+	  echo "== $$n"; $$f -max_total_time=$(FUZZ_SECONDS) fuzz/corpus/$$n || exit 1; done
+
+gen:
+	$(PYTHON) tools/amqpgen.py ../shared/spec/amqp-rabbitmq-0.9.1.json src/amqp
+
+gen-check:
+	@$(PYTHON) tools/amqpgen.py --check ../shared/spec/amqp-rabbitmq-0.9.1.json src/amqp
+
+bench: deps-reference all
+	$(PYTHON) bench/run.py
+
+clean:
+	rm -rf build build-asan
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
