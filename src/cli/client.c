@@ -1,0 +1,410 @@
+/* client.c - connect, log in and report errors for the client subcommands.
+ *
+ * Only this file knows how librabbitmq reports failures (a status code, an
+ * amqp_rpc_reply_t with three kinds, a server close method); the
+ * subcommands get one readable line and a -1.
+ */
+#include "cli/client.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <amqp_tcp_socket.h>
+
+#include "common/alloc.h"
+
+const char *sb_client_url(const char *url)
+{
+    if (url != NULL)
+        return url;
+    const char *env = getenv("AMQP_URL");
+    if (env != NULL && env[0] != '\0')
+        return env;
+    return SB_CLIENT_DEFAULT_URL;
+}
+
+static const struct {
+    int code;
+    const char *name;
+} reply_names[] = {
+    { 200, "REPLY_SUCCESS" },       { 311, "CONTENT_TOO_LARGE" },
+    { 312, "NO_ROUTE" },            { 313, "NO_CONSUMERS" },
+    { 320, "CONNECTION_FORCED" },   { 402, "INVALID_PATH" },
+    { 403, "ACCESS_REFUSED" },      { 404, "NOT_FOUND" },
+    { 405, "RESOURCE_LOCKED" },     { 406, "PRECONDITION_FAILED" },
+    { 501, "FRAME_ERROR" },         { 502, "SYNTAX_ERROR" },
+    { 503, "COMMAND_INVALID" },     { 504, "CHANNEL_ERROR" },
+    { 505, "UNEXPECTED_FRAME" },    { 506, "RESOURCE_ERROR" },
+    { 530, "NOT_ALLOWED" },         { 540, "NOT_IMPLEMENTED" },
+    { 541, "INTERNAL_ERROR" },
+};
+
+const char *sb_client_reply_name(int code)
+{
+    for (size_t i = 0; i < sizeof reply_names / sizeof reply_names[0]; i++)
+        if (reply_names[i].code == code)
+            return reply_names[i].name;
+    return "UNKNOWN";
+}
+
+/* A hint for the codes people hit from the command line; "" if none. */
+static const char *reply_hint(int code)
+{
+    switch (code) {
+    case 403: return " (check the user and password in the URL, and their permissions)";
+    case 530: return " (does the vhost in the URL exist, and may this user use it?)";
+    case 320: return " (the broker is shutting down or closed the connection)";
+    default: return "";
+    }
+}
+
+/* RabbitMQ starts its reply texts with the code's name ("NOT_FOUND - no
+ * queue 'q'"); print the name once either way. */
+static void format_close(char *buf, size_t n, const char *who, int code,
+                         amqp_bytes_t text)
+{
+    const char *name = sb_client_reply_name(code);
+    size_t nl = strlen(name);
+    if (text.len >= nl + 3 && memcmp(text.bytes, name, nl) == 0 &&
+        memcmp((const char *)text.bytes + nl, " - ", 3) == 0) {
+        text.bytes = (char *)text.bytes + nl + 3;
+        text.len -= nl + 3;
+    }
+    snprintf(buf, n, "%s closed by the broker: %d %s - %.*s%s", who, code, name,
+             (int)text.len, (const char *)text.bytes, reply_hint(code));
+}
+
+const char *sb_client_reply_str(amqp_rpc_reply_t r, char *buf, size_t n)
+{
+    switch (r.reply_type) {
+    case AMQP_RESPONSE_NORMAL:
+        snprintf(buf, n, "ok");
+        break;
+    case AMQP_RESPONSE_NONE:
+        snprintf(buf, n, "no reply from the library (missing RPC reply type)");
+        break;
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+        snprintf(buf, n, "%s", amqp_error_string2(r.library_error));
+        break;
+    case AMQP_RESPONSE_SERVER_EXCEPTION:
+        if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+            const amqp_connection_close_t *m = r.reply.decoded;
+            format_close(buf, n, "connection", m->reply_code, m->reply_text);
+        } else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+            const amqp_channel_close_t *m = r.reply.decoded;
+            format_close(buf, n, "channel", m->reply_code, m->reply_text);
+        } else {
+            snprintf(buf, n, "unexpected method 0x%08x from the broker", r.reply.id);
+        }
+        break;
+    default:
+        snprintf(buf, n, "unknown reply type %d", (int)r.reply_type);
+    }
+    return buf;
+}
+
+int sb_client_check(amqp_rpc_reply_t r, const char *what)
+{
+    if (r.reply_type == AMQP_RESPONSE_NORMAL)
+        return 0;
+    char buf[512];
+    fprintf(stderr, "switchboard: %s: %s\n", what, sb_client_reply_str(r, buf, sizeof buf));
+    return -1;
+}
+
+int sb_client_check_last(sb_client *c, const char *what)
+{
+    return sb_client_check(amqp_get_rpc_reply(c->conn), what);
+}
+
+int sb_client_lib_error(int status, const char *what)
+{
+    fprintf(stderr, "switchboard: %s: %s\n", what, amqp_error_string2(status));
+    return -1;
+}
+
+/* librabbitmq reports a failed connect as a bare "a socket error
+ * occurred", with errno lost. Connect once more ourselves (only on that
+ * failure path) to learn the reason: "Connection refused" is the usual one. */
+static const char *probe_connect(const char *host, int port, int timeout_ms)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+    struct addrinfo *res = NULL;
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    int gai = getaddrinfo(host, portstr, &hints, &res);
+    if (gai != 0)
+        return gai_strerror(gai);
+    int err = 0;
+    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            err = errno;
+            continue;
+        }
+        struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        int rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
+        err = rc == 0 ? 0 : errno;
+        close(fd);
+        if (rc == 0)
+            break;
+    }
+    freeaddrinfo(res);
+    if (err == 0)
+        return "the TCP connection works now, but the AMQP handshake failed";
+    return strerror(err);
+}
+
+static int open_socket(sb_client *c, const struct amqp_connection_info *ci, int timeout_ms)
+{
+    if (ci->ssl) {
+        fprintf(stderr, "switchboard: amqps:// URLs are not supported by this build\n");
+        return -1;
+    }
+    amqp_socket_t *sock = amqp_tcp_socket_new(c->conn);
+    if (sock == NULL) {
+        fprintf(stderr, "switchboard: cannot create a socket: out of memory\n");
+        return -1;
+    }
+    struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+    int rc = amqp_socket_open_noblock(sock, ci->host, ci->port, timeout_ms > 0 ? &tv : NULL);
+    if (rc == AMQP_STATUS_OK)
+        return 0;
+    const char *why = rc == AMQP_STATUS_SOCKET_ERROR
+                          ? probe_connect(ci->host, ci->port, timeout_ms > 0 ? timeout_ms : 5000)
+                          : amqp_error_string2(rc);
+    fprintf(stderr,
+            "switchboard: cannot connect to %s: %s (is the broker running? start it with "
+            "`make run`, or pass --url / set AMQP_URL)\n",
+            c->where, why);
+    return -1;
+}
+
+static amqp_rpc_reply_t login(sb_client *c, const struct amqp_connection_info *ci,
+                              const char *conn_name)
+{
+    amqp_table_entry_t entries[1];
+    amqp_table_t props = { 0, entries };
+    if (conn_name != NULL) {
+        entries[0].key = amqp_cstring_bytes("connection_name");
+        entries[0].value.kind = AMQP_FIELD_KIND_UTF8;
+        entries[0].value.value.bytes = amqp_cstring_bytes(conn_name);
+        props.num_entries = 1;
+    }
+    return amqp_login_with_properties(c->conn, ci->vhost, 0, AMQP_DEFAULT_FRAME_SIZE, 0,
+                                      &props, AMQP_SASL_METHOD_PLAIN, ci->user,
+                                      ci->password);
+}
+
+int sb_client_open(sb_client *c, const char *url, const char *conn_name, int timeout_ms)
+{
+    memset(c, 0, sizeof *c);
+    char *copy = sb_strdup(url);  /* amqp_parse_url parses in place */
+    struct amqp_connection_info ci;
+    amqp_default_connection_info(&ci);
+    int rc = amqp_parse_url(copy, &ci);
+    if (rc != AMQP_STATUS_OK) {
+        fprintf(stderr,
+                "switchboard: bad AMQP URL '%s': %s (expected "
+                "amqp://user:password@host:port/vhost)\n",
+                url, amqp_error_string2(rc));
+        goto fail;
+    }
+    /* amqp://host/ names the vhost "" by the AMQP URI spec, which no broker
+     * has; like pika, take it (and a missing path) as "/". */
+    if (ci.vhost == NULL || ci.vhost[0] == '\0')
+        ci.vhost = "/";
+    snprintf(c->where, sizeof c->where, "%s:%d", ci.host, ci.port);
+    c->conn = amqp_new_connection();
+    if (c->conn == NULL) {
+        fprintf(stderr, "switchboard: out of memory\n");
+        goto fail;
+    }
+    if (timeout_ms > 0) {
+        struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+        amqp_set_handshake_timeout(c->conn, &tv);
+    }
+    if (open_socket(c, &ci, timeout_ms) != 0)
+        goto fail;
+    char what[400];
+    snprintf(what, sizeof what, "cannot log in to %s as '%s' (vhost '%s')", c->where, ci.user,
+             ci.vhost);
+    if (sb_client_check(login(c, &ci, conn_name), what) != 0)
+        goto fail;
+    amqp_channel_open(c->conn, SB_CLIENT_CHANNEL);
+    if (sb_client_check_last(c, "cannot open a channel") != 0)
+        goto fail;
+    sb_free(copy);
+    return 0;
+fail:
+    sb_free(copy);
+    if (c->conn != NULL)
+        amqp_destroy_connection(c->conn);
+    c->conn = NULL;
+    return -1;
+}
+
+void sb_client_close(sb_client *c)
+{
+    if (c->conn == NULL)
+        return;
+    /* connection.close closes every channel, including one the broker has
+     * already closed (a channel.close on it would be a protocol error). */
+    amqp_connection_close(c->conn, AMQP_REPLY_SUCCESS);
+    amqp_destroy_connection(c->conn);
+    c->conn = NULL;
+}
+
+int sb_client_parse_u64(const char *s, const char *opt, uint64_t min, uint64_t max,
+                        uint64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (s[0] == '\0' || s[0] == '-' || *end != '\0' || errno != 0 || v < min || v > max) {
+        fprintf(stderr, "switchboard: %s expects a whole number from %llu to %llu, not '%s'\n",
+                opt, (unsigned long long)min, (unsigned long long)max, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+amqp_bytes_t sb_client_bytes(const char *s)
+{
+    return amqp_cstring_bytes(s);
+}
+
+void sb_client_print_bytes(amqp_bytes_t b, int nl)
+{
+    if (b.len > 0)
+        fwrite(b.bytes, 1, b.len, stdout);
+    if (nl)
+        fputc('\n', stdout);
+}
+
+int sb_confirms_start(sb_client *c, sb_confirms *cf, uint64_t window)
+{
+    memset(cf, 0, sizeof *cf);
+    cf->next_tag = cf->low = 1;
+    cf->window = window > 0 ? window : 1;
+    cf->settled = sb_calloc(cf->window, 1);
+    amqp_confirm_select(c->conn, SB_CLIENT_CHANNEL);
+    return sb_client_check_last(c, "confirm.select failed");
+}
+
+void sb_confirms_free(sb_confirms *cf)
+{
+    sb_free(cf->settled);
+    cf->settled = NULL;
+}
+
+/* Marks tags [from, to] settled (clamped to the outstanding range) and
+ * advances low past every settled tag. */
+static void settle(sb_confirms *cf, uint64_t from, uint64_t to)
+{
+    if (from < cf->low)
+        from = cf->low;
+    if (to >= cf->next_tag)
+        to = cf->next_tag - 1;
+    for (uint64_t t = from; t <= to; t++)
+        cf->settled[t % cf->window] = 1;
+    while (cf->low < cf->next_tag && cf->settled[cf->low % cf->window]) {
+        cf->settled[cf->low % cf->window] = 0;
+        cf->low++;
+    }
+}
+
+static void on_ack_or_nack(sb_confirms *cf, uint64_t tag, int multiple, int nack)
+{
+    uint64_t before = cf->low;
+    settle(cf, multiple ? cf->low : tag, tag);
+    uint64_t n = multiple ? cf->low - before : 1;
+    if (nack)
+        cf->nacks += n;
+    else
+        cf->acks += n;
+}
+
+/* basic.return is followed by a content header and body: read and drop
+ * them, keeping the reason for the report. */
+static int on_return(sb_client *c, sb_confirms *cf, const amqp_basic_return_t *m)
+{
+    snprintf(cf->last_return, sizeof cf->last_return,
+             "%d %s - %.*s (exchange '%.*s', routing key '%.*s')", m->reply_code,
+             sb_client_reply_name(m->reply_code), (int)m->reply_text.len,
+             (const char *)m->reply_text.bytes, (int)m->exchange.len,
+             (const char *)m->exchange.bytes, (int)m->routing_key.len,
+             (const char *)m->routing_key.bytes);
+    cf->returns++;
+    amqp_message_t msg;
+    amqp_rpc_reply_t r = amqp_read_message(c->conn, SB_CLIENT_CHANNEL, &msg, 0);
+    if (sb_client_check(r, "reading a returned message") != 0)
+        return -1;
+    amqp_destroy_message(&msg);
+    return 0;
+}
+
+/* A close from the broker while we wait for confirms: report it, and
+ * answer a channel.close with close-ok as the protocol asks. */
+static int on_close(sb_client *c, amqp_method_t *m, amqp_channel_t ch)
+{
+    amqp_rpc_reply_t r = { .reply_type = AMQP_RESPONSE_SERVER_EXCEPTION, .reply = *m };
+    sb_client_check(r, "publish failed");
+    if (m->id == AMQP_CHANNEL_CLOSE_METHOD) {
+        amqp_channel_close_ok_t ok = { 0 };
+        amqp_send_method(c->conn, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+    }
+    return -1;
+}
+
+static int on_frame(sb_client *c, sb_confirms *cf, amqp_frame_t *f)
+{
+    if (f->frame_type != AMQP_FRAME_METHOD)
+        return 0;  /* heartbeats; stray content of a method we skipped */
+    amqp_method_t *m = &f->payload.method;
+    switch (m->id) {
+    case AMQP_BASIC_ACK_METHOD: {
+        const amqp_basic_ack_t *a = m->decoded;
+        on_ack_or_nack(cf, a->delivery_tag, a->multiple, 0);
+        return 0;
+    }
+    case AMQP_BASIC_NACK_METHOD: {
+        const amqp_basic_nack_t *n = m->decoded;
+        on_ack_or_nack(cf, n->delivery_tag, n->multiple, 1);
+        return 0;
+    }
+    case AMQP_BASIC_RETURN_METHOD:
+        return on_return(c, cf, m->decoded);
+    case AMQP_CHANNEL_CLOSE_METHOD:
+    case AMQP_CONNECTION_CLOSE_METHOD:
+        return on_close(c, m, f->channel);
+    default:
+        return 0;
+    }
+}
+
+int sb_confirms_wait(sb_client *c, sb_confirms *cf, uint64_t max_out, int timeout_ms)
+{
+    while (sb_confirms_outstanding(cf) > max_out) {
+        amqp_frame_t f;
+        struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+        int rc = amqp_simple_wait_frame_noblock(c->conn, &f, timeout_ms > 0 ? &tv : NULL);
+        if (rc == AMQP_STATUS_TIMEOUT)
+            return -SB_EXIT_TIMEOUT;
+        if (rc != AMQP_STATUS_OK)
+            return sb_client_lib_error(rc, "waiting for publisher confirms");
+        int r = on_frame(c, cf, &f);
+        amqp_maybe_release_buffers(c->conn);
+        if (r != 0)
+            return r;
+    }
+    return 0;
+}
