@@ -94,18 +94,32 @@ typedef struct sb_conn_ops {
  * one body shared by many consumers is never copied. Everything queued is
  * written in order with writev before the loop sleeps (or when the socket
  * becomes writable again after a short write). */
-/* The buffer to append small frames to directly (may move on append). */
+/* The buffer to append small frames to directly (may move on append).
+ * Borrowed until control returns to the loop or the next sb_conn_write*
+ * call; after the connection closed, appended bytes are discarded. */
 sb_buf *sb_conn_outbuf(sb_conn *c);
 void sb_conn_write(sb_conn *c, const void *p, size_t len);
 /* Queues p[0..len) by reference; takes a new reference on owner (dropped
- * once the bytes are written or the connection is gone). */
+ * once the bytes are written or the connection is gone). p must stay
+ * valid and unchanged while owner is alive. Ranges of 256 bytes or less
+ * are copied instead (no reference taken). */
 void sb_conn_write_ref(sb_conn *c, const void *p, size_t len, sb_rc *owner);
+/* on_drain fires once pending output, having exceeded the high-water
+ * mark, falls below the low-water mark. */
+#define SB_CONN_HIGH_WATER ((size_t)4 << 20)
+#define SB_CONN_LOW_WATER ((size_t)1 << 20)
 /* Bytes queued but not yet written. */
 size_t sb_conn_pending(const sb_conn *c);
 /* Stops reading, flushes what is queued (bounded by a 5 s linger), then
- * closes and calls on_close(err 0). */
+ * closes and calls on_close(err 0); -ETIMEDOUT if the linger expired
+ * with output unsent, -errno if the socket failed. Output queued after
+ * this call is still sent; no on_data follows it. */
 void sb_conn_close(sb_conn *c);
-/* Closes at once, dropping pending output; on_close is called. */
+/* Closes the socket at once, dropping pending output (references are
+ * released); on_close(err -ECONNABORTED) follows. No on_data follows it.
+ * on_close never runs inside sb_conn_close/sb_conn_abort themselves: the
+ * loop calls it once control returns there, so a caller's state stays
+ * valid until its callback returns. */
 void sb_conn_abort(sb_conn *c);
 /* Pauses/resumes reading (for connection.blocked and backpressure). */
 void sb_conn_pause_read(sb_conn *c, bool pause);
