@@ -39,6 +39,8 @@ struct topic_node {
     sb_broker__blist bindings;
     uint64_t memo_epoch;     /* route call that last touched memo */
     uint64_t memo[TOPIC_MEMO_WORDS / 64];
+    uint64_t skip_epoch;     /* route call that last set skip_from */
+    size_t skip_from;        /* positions >= this were already swallowed */
 };
 
 typedef struct topic_index {
@@ -207,11 +209,21 @@ memo_first(topic_walk *tw, topic_node *n, size_t i)
     return true;
 }
 
-/* n is a "#" node: it may swallow words i, i+1, ... up to all of them. */
+/* n is a "#" node: it may swallow words i, i+1, ... up to all of them.
+ * Positions an earlier call on n already covered are not walked again. */
 static void
 walk_skip_any(topic_walk *tw, topic_node *n, size_t i)
 {
-    for (size_t j = i; j <= tw->nwords; j++)
+    size_t end = tw->nwords + 1;
+
+    if (n->skip_epoch == tw->x->epoch) {
+        if (n->skip_from <= i)
+            return;
+        end = n->skip_from;
+    }
+    n->skip_epoch = tw->x->epoch;
+    n->skip_from = i;
+    for (size_t j = i; j < end; j++)
         walk(tw, n, j);
 }
 
