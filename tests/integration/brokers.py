@@ -1,0 +1,290 @@
+"""Start and stop the broker under test: Switchboard (default) or Debian's RabbitMQ.
+
+Selection (see conftest.py):
+  AMQP_URL set        -> use that broker as is (HTTP_URL optional);
+  SB_TARGET=rabbitmq  -> start /usr/lib/rabbitmq/bin/rabbitmq-server on free loopback ports;
+  otherwise           -> start build/switchboard serve on free loopback ports.
+
+Usable outside pytest too:  /usr/bin/python3 -m brokers  (prints the URL, Ctrl-C stops).
+"""
+import os
+import pathlib
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.parse
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+RABBIT_BIN = pathlib.Path("/usr/lib/rabbitmq/bin")
+
+
+class Broker:
+    """What a test needs to reach a broker: amqp_url, http_url, host, port."""
+
+    def __init__(self, amqp_url, http_url=None, kind="external", stop=None, log_path=None,
+                 proc=None):
+        self.amqp_url = amqp_url
+        self.http_url = http_url
+        u = urllib.parse.urlparse(amqp_url)
+        self.host = u.hostname or "127.0.0.1"
+        self.port = u.port or 5672
+        self.kind = kind
+        self.log_path = log_path
+        self.proc = proc
+        self._stop = stop
+
+    def url(self, user="guest", password="guest", vhost="/"):
+        """The AMQP URL with other credentials or another vhost."""
+        vh = urllib.parse.quote(vhost, safe="")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"amqp://{urllib.parse.quote(user)}:{urllib.parse.quote(password)}@{host}:{self.port}/{vh}"
+
+    def alive(self):
+        return self.proc is None or self.proc.poll() is None
+
+    def log_tail(self, n=60):
+        if not self.log_path:
+            return ""
+        try:
+            lines = pathlib.Path(self.log_path).read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(lines[-n:])
+
+    def stop(self):
+        if self._stop:
+            stop, self._stop = self._stop, None
+            stop()
+
+    def __repr__(self):
+        return f"Broker({self.kind}, {self.amqp_url})"
+
+
+def _port_free(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def _free_port_pair(offset):
+    """A free port p (below 65536-offset) with p+offset free too."""
+    for _ in range(200):
+        p = random.randint(20000, 65535 - offset - 1)
+        if _port_free(p) and _port_free(p + offset):
+            return p
+    raise RuntimeError("no free port pair")
+
+
+def _tcp_accepts(host, port):
+    try:
+        socket.create_connection((host, port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+def from_env():
+    url = os.environ.get("AMQP_URL")
+    if url:
+        return Broker(url, os.environ.get("HTTP_URL"), kind="external")
+    return None
+
+
+def target():
+    if os.environ.get("AMQP_URL"):
+        return "external"
+    return "rabbitmq" if os.environ.get("SB_TARGET") == "rabbitmq" else "switchboard"
+
+
+def start():
+    """Start a broker per the selection rules; the caller must call .stop()."""
+    b = from_env()
+    if b:
+        return b
+    if target() == "rabbitmq":
+        return start_rabbitmq()
+    return start_switchboard()
+
+
+# --------------------------------------------------------------------------- RabbitMQ
+
+def start_rabbitmq(timeout=60.0):
+    import pika  # only needed here
+
+    port = _free_port_pair(20000)
+    scratch = tempfile.mkdtemp(prefix="sb-rabbit-")
+    node = f"ref{os.getpid()}x{random.randint(0, 99999)}@localhost"
+    plugins = os.path.join(scratch, "enabled_plugins")
+    with open(plugins, "w") as f:
+        f.write("[].\n")
+    conf_env = os.path.join(scratch, "rabbitmq-env.conf")
+    open(conf_env, "w").close()
+    conf = os.path.join(scratch, "rabbitmq.conf")
+    with open(conf, "w") as f:
+        f.write(f"listeners.tcp.default = 127.0.0.1:{port}\n")
+        f.write("loopback_users.guest = true\n")
+    home = os.path.join(scratch, "home")
+    os.makedirs(home)
+    env = dict(os.environ)
+    for k in list(env):
+        if k.startswith("RABBITMQ_"):
+            del env[k]
+    env.update({
+        "RABBITMQ_NODENAME": node,
+        "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+        "RABBITMQ_NODE_PORT": str(port),
+        "RABBITMQ_DIST_PORT": str(port + 20000),
+        "RABBITMQ_MNESIA_BASE": os.path.join(scratch, "mnesia"),
+        "RABBITMQ_LOG_BASE": os.path.join(scratch, "log"),
+        "RABBITMQ_PID_FILE": os.path.join(scratch, "rabbit.pid"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": plugins,
+        "RABBITMQ_CONF_ENV_FILE": conf_env,
+        "RABBITMQ_CONFIG_FILE": conf,
+        "ERL_EPMD_ADDRESS": "127.0.0.1",
+        "HOME": home,
+    })
+    log_path = os.path.join(scratch, "server.out")
+    logf = open(log_path, "wb")
+    proc = subprocess.Popen([str(RABBIT_BIN / "rabbitmq-server")], env=env, stdout=logf,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True, cwd=scratch)
+    logf.close()
+    url = f"amqp://guest:guest@127.0.0.1:{port}/%2F"
+
+    def stop():
+        try:
+            subprocess.run([str(RABBIT_BIN / "rabbitmqctl"), "-n", node, "shutdown"], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+        except (subprocess.TimeoutExpired, OSError):
+            pass
+        pid = None
+        try:
+            pid = int(pathlib.Path(env["RABBITMQ_PID_FILE"]).read_text().strip())
+        except (OSError, ValueError):
+            pass
+        deadline = time.monotonic() + 10
+        while proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for p in (pid,):
+            if p:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    b = Broker(url, None, kind="rabbitmq", stop=stop, log_path=log_path, proc=proc)
+    b.node = node
+    b.env = env
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = b.log_tail()
+            stop()
+            raise RuntimeError(f"rabbitmq-server exited with {proc.returncode}:\n{tail}")
+        if _tcp_accepts("127.0.0.1", port):
+            try:
+                c = pika.BlockingConnection(pika.URLParameters(url + "?connection_attempts=1"))
+                c.close()
+                return b
+            except Exception as e:  # not ready yet
+                last = e
+        time.sleep(0.25)
+    tail = b.log_tail()
+    stop()
+    raise RuntimeError(f"rabbitmq-server did not accept a login within {timeout}s ({last!r}):\n{tail}")
+
+
+# --------------------------------------------------------------------------- Switchboard
+
+def switchboard_binary():
+    build = pathlib.Path(os.environ.get("SB_BUILD", REPO / "build"))
+    if not build.is_absolute():
+        # relative to where pytest runs (tests/), like test_unit_bins.py does
+        build = build.resolve()
+    return build / "switchboard"
+
+
+def start_switchboard(extra_args=(), timeout=10.0, data_dir=None, amqp_port=None,
+                      http_port=None):
+    exe = switchboard_binary()
+    if not exe.exists():
+        raise RuntimeError(f"{exe} not built: run `make`")
+    scratch = tempfile.mkdtemp(prefix="sb-switchboard-")
+    data_dir = data_dir or os.path.join(scratch, "data")
+    amqp_port = amqp_port or free_port()
+    http_port = http_port or free_port()
+    log_path = os.path.join(scratch, "stderr.log")
+    logf = open(log_path, "wb")
+    argv = [str(exe), "serve", "--amqp-port", str(amqp_port), "--http-port", str(http_port),
+            "--data-dir", data_dir, "--bind", "127.0.0.1", *extra_args]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=logf,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    logf.close()
+
+    def stop():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    b = Broker(f"amqp://guest:guest@127.0.0.1:{amqp_port}/%2F",
+               f"http://127.0.0.1:{http_port}", kind="switchboard", stop=stop,
+               log_path=log_path, proc=proc)
+    b.data_dir = data_dir
+    b.argv = argv
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = b.log_tail()
+            stop()
+            raise RuntimeError(f"switchboard exited with {proc.returncode}:\n{tail}")
+        if _tcp_accepts("127.0.0.1", amqp_port):
+            return b
+        time.sleep(0.05)
+    tail = b.log_tail()
+    stop()
+    raise RuntimeError(f"switchboard did not accept on {amqp_port} within {timeout}s:\n{tail}")
+
+
+if __name__ == "__main__":
+    b = start()
+    print(b.amqp_url, b.http_url or "", flush=True)
+    try:
+        while b.alive():
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        b.stop()
