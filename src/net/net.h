@@ -78,7 +78,11 @@ typedef struct sb_conn sb_conn;
 typedef struct sb_conn_ops {
     /* Bytes arrived: data[0..len) is everything unconsumed so far. Return
      * how many bytes were consumed (the rest is kept for the next call).
-     * The callback may call sb_conn_close. */
+     * If it consumed some but not all, it is called again at once with
+     * the rest, until it returns 0. data is borrowed for the call only.
+     * The callback may call sb_conn_close, sb_conn_abort or
+     * sb_conn_pause_read; no further on_data follows the first two, and
+     * c and data stay valid until the callback returns. */
     size_t (*on_data)(sb_conn *c, const uint8_t *data, size_t len, void *ud);
     /* The connection is gone: peer closed (err 0), an error (-errno), or
      * after sb_conn_close finished flushing. Called once; the sb_conn is
