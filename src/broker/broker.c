@@ -1,0 +1,175 @@
+/* broker.c - the root object, vhosts, messages and owned argument tables. */
+#include "broker_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "../common/alloc.h"
+#include "../common/log.h"
+
+/* The exchanges every vhost has, as RabbitMQ predeclares them. */
+static const struct {
+    const char *name;
+    const sb_xtype *type;
+} builtin_exchanges[] = {
+    { "", &sb_xtype_direct },
+    { "amq.direct", &sb_xtype_direct },
+    { "amq.fanout", &sb_xtype_fanout },
+    { "amq.topic", &sb_xtype_topic },
+    { "amq.headers", &sb_xtype_headers },
+    { "amq.match", &sb_xtype_headers },
+    { "amq.rabbitmq.trace", &sb_xtype_topic },
+};
+
+static sb_vhost *
+vhost_new(sb_broker *b, const char *name)
+{
+    sb_vhost *v = sb_calloc(1, sizeof *v);
+
+    v->broker = b;
+    v->name = sb_strdup(name);
+    for (size_t i = 0; i < sizeof builtin_exchanges / sizeof builtin_exchanges[0]; i++) {
+        sb_exchange *x = sb_broker__exchange_new(v, sb_str_c(builtin_exchanges[i].name),
+                                                 builtin_exchanges[i].type, true, false,
+                                                 false, NULL);
+        x->builtin = true;
+        /* amq.rabbitmq.trace is internal in RabbitMQ. */
+        x->internal = strcmp(builtin_exchanges[i].name, "amq.rabbitmq.trace") == 0;
+    }
+    sb_map_put(&b->vhosts, sb_str_c(name), v, NULL);
+    return v;
+}
+
+static void
+vhost_free(sb_vhost *v)
+{
+    size_t it = 0;
+    void *val;
+
+    /* Queues first: destroying a queue unlinks its bindings from exchanges. */
+    while (sb_map_next(&v->queues, &it, NULL, &val))
+        sb_broker__queue_destroy(val, false);
+    sb_map_free(&v->queues);
+    it = 0;
+    while (sb_map_next(&v->exchanges, &it, NULL, &val))
+        sb_broker__exchange_free(val);
+    sb_map_free(&v->exchanges);
+    sb_dest_vec_free(&v->route_tmp);
+    sb_dest_vec_free(&v->route_seen);
+    sb_free(v->name);
+    sb_free(v);
+}
+
+sb_broker *
+sb_broker_new(const sb_broker_limits *lim)
+{
+    sb_broker *b = sb_calloc(1, sizeof *b);
+
+    b->lim = *lim;
+    vhost_new(b, "/");
+    return b;
+}
+
+void
+sb_broker_free(sb_broker *b)
+{
+    size_t it = 0;
+    void *val;
+
+    if (b == NULL)
+        return;
+    while (sb_map_next(&b->vhosts, &it, NULL, &val))
+        vhost_free(val);
+    sb_map_free(&b->vhosts);
+    sb_free(b);
+}
+
+const sb_broker_limits *
+sb_broker_limits_get(const sb_broker *b)
+{
+    return &b->lim;
+}
+
+sb_vhost *
+sb_broker_vhost(sb_broker *b, sb_str name)
+{
+    return sb_map_get(&b->vhosts, name);
+}
+
+const char *
+sb_vhost_name(const sb_vhost *v)
+{
+    return v->name;
+}
+
+/* ---- messages ---- */
+
+static void
+msg_release(sb_rc *rc)
+{
+    sb_free(SB_CONTAINER_OF(rc, sb_msg, rc));
+}
+
+sb_msg *
+sb_msg_new(sb_str props_raw, sb_str exchange, sb_str routing_key, uint64_t body_len,
+           uint8_t delivery_mode, uint8_t priority)
+{
+    size_t head = props_raw.len + exchange.len + routing_key.len;
+    sb_msg *m;
+
+    if (body_len > SIZE_MAX - sizeof *m - head)
+        return NULL;
+    m = sb_try_malloc(sizeof *m + head + body_len);
+    if (m == NULL)
+        return NULL;
+    sb_rc_init(&m->rc, msg_release);
+    m->body_len = body_len;
+    m->props_len = (uint32_t)props_raw.len;
+    m->exchange_len = (uint8_t)exchange.len;
+    m->rk_len = (uint8_t)routing_key.len;
+    m->delivery_mode = delivery_mode;
+    m->priority = priority;
+    m->body_filled = 0;
+    if (props_raw.len)
+        memcpy(m->data, props_raw.p, props_raw.len);
+    if (exchange.len)
+        memcpy(m->data + props_raw.len, exchange.p, exchange.len);
+    if (routing_key.len)
+        memcpy(m->data + props_raw.len + exchange.len, routing_key.p, routing_key.len);
+    m->body = m->data + head;
+    return m;
+}
+
+/* ---- owned tables ---- */
+
+void
+sb_broker__table_copy(sb_owned_table *dst, const sb_amqp_table *src)
+{
+    memset(dst, 0, sizeof *dst);
+    if (src == NULL || src->n == 0)
+        return;
+    sb_amqp_table_encode(&dst->bytes, src);
+    if (sb_amqp_table_decode(dst->bytes.data, dst->bytes.len, &dst->t, &dst->arena) < 0) {
+        /* Cannot happen: we just encoded it. */
+        sb_log(SB_LOG_ERROR, "broker", "re-decoding an argument table failed");
+        memset(&dst->t, 0, sizeof dst->t);
+    }
+}
+
+void
+sb_broker__table_free(sb_owned_table *t)
+{
+    sb_buf_free(&t->bytes);
+    sb_arena_free(&t->arena);
+    memset(t, 0, sizeof *t);
+}
+
+bool
+sb_broker__table_same(const sb_amqp_table *a, const sb_amqp_table *b)
+{
+    bool ea = a == NULL || a->n == 0, eb = b == NULL || b->n == 0;
+
+    if (ea || eb)
+        return ea && eb;
+    return sb_amqp_table_equal(a, b);
+}

@@ -1,0 +1,197 @@
+/* broker.h - the domain: vhosts, exchanges, bindings, queues, consumers,
+ * deliveries and acknowledgements. The broker never parses bytes and never
+ * sees a frame: the session decodes methods and calls in here; the broker
+ * calls back through sb_consumer_ops to hand out deliveries.
+ *
+ * Everything runs on the loop thread. All state hangs off one sb_broker
+ * created by `serve` and passed down; there are no globals.
+ *
+ * Errors: functions that can fail return 0 or an AMQP reply code and fill
+ * the sb_error the caller passes with RabbitMQ's wording (without the
+ * "NOT_FOUND - " prefix, which the session adds).
+ */
+#ifndef SB_BROKER_H
+#define SB_BROKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../amqp/amqp.h"
+#include "../common/error.h"
+#include "../common/list.h"
+#include "../common/map.h"
+#include "../common/rc.h"
+#include "../common/str.h"
+
+typedef struct sb_broker sb_broker;
+typedef struct sb_vhost sb_vhost;
+typedef struct sb_exchange sb_exchange;
+typedef struct sb_queue sb_queue;
+typedef struct sb_msg sb_msg;
+typedef struct sb_consumer sb_consumer;
+typedef struct sb_bchan sb_bchan;
+typedef struct sb_delivery sb_delivery;
+
+/* ---- limits and settings the broker needs (filled from the config) ---- */
+typedef struct sb_broker_limits {
+    uint64_t max_message_bytes;   /* largest body accepted */
+} sb_broker_limits;
+
+/* ---- the root ---- */
+/* New broker with the default vhost "/" and its predeclared exchanges. */
+sb_broker *sb_broker_new(const sb_broker_limits *lim);
+void sb_broker_free(sb_broker *b);
+const sb_broker_limits *sb_broker_limits_get(const sb_broker *b);
+/* The vhost named name, or NULL. */
+sb_vhost *sb_broker_vhost(sb_broker *b, sb_str name);
+const char *sb_vhost_name(const sb_vhost *v);
+
+/* ---- messages ----
+ * A message is stored once and shared, by reference count, by every
+ * queue it was routed to and by every connection output queue that is
+ * still writing its body. */
+struct sb_msg {
+    sb_rc rc;
+    uint64_t body_len;
+    uint32_t props_len;      /* wire form of the properties (flags + list) */
+    uint8_t exchange_len;
+    uint8_t rk_len;
+    uint8_t delivery_mode;   /* 2 = persistent */
+    uint8_t priority;
+    uint64_t body_filled;    /* bytes of body received so far */
+    uint8_t *body;           /* points into data[] */
+    uint8_t data[];          /* props | exchange | routing key | body */
+};
+
+/* New message with room for body_len bytes of body (filled by the caller
+ * through body/body_filled). Copies props, exchange and routing key.
+ * Returns NULL if body_len is over the limit's allocation (sb_try_malloc).
+ * New reference. */
+sb_msg *sb_msg_new(sb_str props_raw, sb_str exchange, sb_str routing_key, uint64_t body_len,
+                   uint8_t delivery_mode, uint8_t priority);
+static inline sb_str sb_msg_props(const sb_msg *m) { return sb_str_make(m->data, m->props_len); }
+static inline sb_str sb_msg_exchange(const sb_msg *m)
+{
+    return sb_str_make(m->data + m->props_len, m->exchange_len);
+}
+static inline sb_str sb_msg_rk(const sb_msg *m)
+{
+    return sb_str_make(m->data + m->props_len + m->exchange_len, m->rk_len);
+}
+static inline sb_msg *sb_msg_ref(sb_msg *m) { sb_rc_ref(&m->rc); return m; }
+static inline void sb_msg_unref(sb_msg *m) { if (m) sb_rc_unref(&m->rc); }
+
+/* ---- exchanges ---- */
+typedef struct sb_exchange_decl {
+    sb_str name, type;
+    bool passive, durable, auto_delete, internal;
+    const sb_amqp_table *args;
+} sb_exchange_decl;
+
+int sb_exchange_declare(sb_vhost *v, const sb_exchange_decl *d, sb_error *err);
+int sb_exchange_delete(sb_vhost *v, sb_str name, bool if_unused, sb_error *err);
+/* Exchange-to-exchange binding (exchange.bind). */
+int sb_exchange_bind(sb_vhost *v, sb_str dest, sb_str source, sb_str key,
+                     const sb_amqp_table *args, bool unbind, sb_error *err);
+
+/* ---- queues ---- */
+typedef struct sb_queue_decl {
+    sb_str name;            /* empty: server-named (amq.gen-...) */
+    bool passive, durable, exclusive, auto_delete;
+    const sb_amqp_table *args;
+    const void *owner;      /* the declaring connection, for exclusive */
+} sb_queue_decl;
+
+typedef struct sb_queue_info {
+    char name[256];
+    uint32_t messages;      /* ready */
+    uint32_t consumers;
+} sb_queue_info;
+
+int sb_queue_declare(sb_vhost *v, const sb_queue_decl *d, sb_queue_info *out, sb_error *err);
+/* owner: the calling connection, checked against exclusive queues. */
+int sb_queue_delete(sb_vhost *v, sb_str name, const void *owner, bool if_unused, bool if_empty,
+                    uint32_t *count, sb_error *err);
+int sb_queue_purge(sb_vhost *v, sb_str name, const void *owner, uint32_t *count, sb_error *err);
+int sb_queue_bind(sb_vhost *v, sb_str queue, sb_str exchange, sb_str key,
+                  const sb_amqp_table *args, const void *owner, bool unbind, sb_error *err);
+/* Deletes every exclusive queue owned by owner (connection closed). */
+void sb_vhost_drop_owner(sb_vhost *v, const void *owner);
+
+/* ---- publishing ---- */
+typedef struct sb_publish_result {
+    bool routed;            /* reached at least one queue */
+} sb_publish_result;
+
+/* Checks that exchange exists and may be published to (404 / 403 for
+ * internal), before the content arrives. */
+int sb_publish_check(sb_vhost *v, sb_str exchange, sb_error *err);
+/* Routes m (complete) from exchange with its routing key and headers to
+ * queues and enqueues it; borrows m (queues take their own references). */
+int sb_publish(sb_vhost *v, sb_msg *m, const sb_amqp_table *headers, sb_publish_result *res,
+               sb_error *err);
+
+/* ---- channels, consumers and deliveries ----
+ * An sb_bchan is the broker's half of an AMQP channel: its delivery-tag
+ * sequence, its unacknowledged deliveries and its prefetch limits. */
+typedef struct sb_deliver_info {
+    sb_str consumer_tag;    /* empty for basic.get */
+    uint64_t delivery_tag;
+    bool redelivered;
+    uint32_t message_count; /* basic.get-ok only */
+    sb_msg *msg;            /* borrowed for the call */
+} sb_deliver_info;
+
+typedef struct sb_consumer_ops {
+    /* Hands one delivery to the client (encode basic.deliver + content). */
+    void (*deliver)(sb_consumer *c, const sb_deliver_info *d, void *ud);
+    /* False while the client cannot take more (its output is backed up). */
+    bool (*writable)(sb_consumer *c, void *ud);
+    /* The queue went away under the consumer (consumer-cancel-notify). */
+    void (*cancelled)(sb_consumer *c, void *ud);
+} sb_consumer_ops;
+
+sb_bchan *sb_bchan_new(sb_broker *b, sb_vhost *v, const void *owner);
+/* Requeues every unacked delivery (in order, redelivered) and cancels the
+ * channel's consumers without notification. */
+void sb_bchan_free(sb_bchan *ch);
+/* basic.qos. prefetch_size is not supported by RabbitMQ either (0 only). */
+int sb_bchan_qos(sb_bchan *ch, uint32_t prefetch_size, uint16_t count, bool global, sb_error *err);
+
+typedef struct sb_consume_req {
+    sb_str queue;
+    sb_str tag;              /* empty: server-generated amq.ctag-... */
+    bool no_ack, exclusive;
+    int32_t priority;        /* from x-priority */
+    const sb_consumer_ops *ops;
+    void *ud;
+} sb_consume_req;
+
+/* Registers a consumer; writes its tag (possibly generated) to tag_out
+ * (256 bytes). Deliveries may start right away, but only after the caller
+ * has sent consume-ok: the caller passes start=false and calls
+ * sb_consumer_start after. */
+int sb_bchan_consume(sb_bchan *ch, const sb_consume_req *r, char *tag_out, sb_consumer **out,
+                     sb_error *err);
+void sb_consumer_start(sb_consumer *c);
+/* The consumer's tag; valid while the consumer is. */
+sb_str sb_consumer_tag(const sb_consumer *c);
+/* basic.cancel: returns false if no such tag (RabbitMQ replies cancel-ok anyway). */
+bool sb_bchan_cancel(sb_bchan *ch, sb_str tag);
+/* basic.get: 0 with d->msg NULL for get-empty, or 0 with d filled and
+ * handed out through deliver_fn-free path (caller encodes get-ok). The
+ * delivery is recorded as unacked unless no_ack. d->msg is a new
+ * reference the caller must release. */
+int sb_bchan_get(sb_bchan *ch, sb_str queue, bool no_ack, sb_deliver_info *d, sb_error *err);
+/* ack / nack / reject. multiple with tag 0 means all. */
+int sb_bchan_ack(sb_bchan *ch, uint64_t tag, bool multiple, sb_error *err);
+int sb_bchan_nack(sb_bchan *ch, uint64_t tag, bool multiple, bool requeue, sb_error *err);
+/* basic.recover / recover-async: requeue (or redeliver) all unacked. */
+int sb_bchan_recover(sb_bchan *ch, bool requeue, sb_error *err);
+/* channel.flow: active=false pauses deliveries on this channel. */
+void sb_bchan_flow(sb_bchan *ch, bool active);
+/* The client can take more again (its output drained): resume dispatch. */
+void sb_bchan_resume(sb_bchan *ch);
+
+#endif /* SB_BROKER_H */

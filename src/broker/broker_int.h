@@ -1,0 +1,173 @@
+/* broker_int.h - structures shared by the files of src/broker/ only.
+ * Nothing outside src/broker includes this: the rest of the tree sees the
+ * opaque types of broker.h. */
+#ifndef SB_BROKER_INT_H
+#define SB_BROKER_INT_H
+
+#include "broker.h"
+#include "xtype.h"
+#include "../common/buf.h"
+
+struct sb_broker {
+    sb_broker_limits lim;
+    sb_map vhosts;          /* name -> sb_vhost */
+    uint64_t name_seq;      /* for generated names */
+};
+
+struct sb_vhost {
+    sb_broker *broker;
+    char *name;
+    sb_map exchanges;       /* name -> sb_exchange */
+    sb_map queues;          /* name -> sb_queue */
+    sb_dest_vec route_tmp;  /* scratch for routing, reused per publish */
+    sb_dest_vec route_seen; /* exchanges visited (e2e cycles) */
+};
+
+/* A stored copy of a table (arguments): encoded bytes we own, decoded
+ * into an arena we own. */
+typedef struct sb_owned_table {
+    sb_buf bytes;
+    sb_arena arena;
+    sb_amqp_table t;
+} sb_owned_table;
+
+void sb_broker__table_copy(sb_owned_table *dst, const sb_amqp_table *src);
+void sb_broker__table_free(sb_owned_table *t);
+/* Equality for redeclare checks: NULL / empty tables are equal. */
+bool sb_broker__table_same(const sb_amqp_table *a, const sb_amqp_table *b);
+
+typedef enum sb_dest_kind { SB_DEST_QUEUE, SB_DEST_EXCHANGE } sb_dest_kind;
+
+/* One binding: source exchange -> destination (queue or exchange). Listed
+ * in its source's out-list and its destination's in-list, so deleting
+ * either end removes it in time proportional to its own bindings. */
+typedef struct sb_binding {
+    sb_list src_link;       /* in source->bindings_out */
+    sb_list dst_link;       /* in destination's bindings_in */
+    sb_exchange *source;
+    sb_dest_kind kind;
+    void *dest;             /* sb_queue * or sb_exchange * */
+    char *key;
+    size_t key_len;
+    sb_owned_table args;
+} sb_binding;
+
+/* Routing destinations are tagged pointers: exchanges have the low bit
+ * set so a route vector can hold both kinds. */
+#define SB_DEST_TAG_EXCHANGE ((uintptr_t)1)
+
+struct sb_exchange {
+    sb_vhost *vhost;
+    char *name;
+    size_t name_len;
+    const sb_xtype *type;
+    void *index;
+    bool durable, auto_delete, internal, builtin;
+    sb_owned_table args;
+    char *alternate;        /* alternate-exchange name, or NULL */
+    sb_list bindings_out;
+    sb_list bindings_in;    /* exchange-to-exchange bindings to us */
+};
+
+/* A message's place in one queue. */
+typedef struct sb_qentry {
+    sb_list link;           /* ready list, or the bchan's unacked list */
+    sb_msg *msg;            /* one reference */
+    uint64_t seq;           /* enqueue order in this queue, for requeue */
+    bool redelivered;
+} sb_qentry;
+
+struct sb_queue {
+    sb_vhost *vhost;
+    char *name;
+    size_t name_len;
+    bool durable, exclusive, auto_delete;
+    const void *owner;      /* exclusive owner connection */
+    sb_owned_table args;
+    sb_list ready;          /* sb_qentry, in delivery order */
+    uint32_t ready_count;
+    uint64_t ready_bytes;
+    uint64_t next_seq;
+    uint32_t unacked_count;
+    sb_list unacked;        /* sb_unacked.qlink */
+    sb_list consumers;      /* sb_consumer.qlink: by priority, then round-robin */
+    uint32_t consumer_count;
+    bool had_consumer;      /* auto-delete fires only after a first consumer */
+    bool has_exclusive_consumer;
+    bool dispatching;       /* re-entrancy guard */
+    bool deleted;
+    sb_list bindings_in;
+};
+
+struct sb_consumer {
+    sb_list qlink;          /* in queue->consumers */
+    sb_list clink;          /* in bchan->consumers */
+    sb_queue *queue;
+    sb_bchan *ch;
+    char *tag;
+    size_t tag_len;
+    bool no_ack, exclusive, started;
+    int32_t priority;
+    uint16_t prefetch;      /* 0 = unlimited */
+    uint32_t unacked;
+    const sb_consumer_ops *ops;
+    void *ud;
+};
+
+/* One unacknowledged delivery on a channel. */
+typedef struct sb_unacked {
+    sb_list link;           /* bchan->unacked, in tag order */
+    sb_list qlink;          /* queue->unacked, so deleting the queue can detach */
+    uint64_t tag;
+    sb_queue *queue;        /* NULL if the queue was deleted since */
+    sb_consumer *consumer;  /* NULL for basic.get or after cancel */
+    sb_qentry *entry;
+} sb_unacked;
+
+struct sb_bchan {
+    sb_broker *broker;
+    sb_vhost *vhost;
+    const void *owner;
+    uint64_t next_tag;
+    sb_list unacked;        /* sb_unacked, ascending tag */
+    uint32_t unacked_count; /* consumer deliveries only (for global qos) */
+    uint16_t prefetch_consumer; /* basic.qos global=false: for new consumers */
+    uint16_t prefetch_global;   /* basic.qos global=true: channel-wide */
+    bool flow_active;
+    sb_list consumers;      /* sb_consumer.clink */
+    sb_map consumer_tags;   /* tag -> sb_consumer */
+    uint64_t ctag_seq;
+};
+
+/* exchange.c */
+sb_exchange *sb_broker__exchange_new(sb_vhost *v, sb_str name, const sb_xtype *type,
+                                     bool durable, bool auto_delete, bool internal,
+                                     const sb_amqp_table *args);
+void sb_broker__exchange_free(sb_exchange *x);
+sb_exchange *sb_broker__exchange_find(sb_vhost *v, sb_str name);
+int sb_broker__bind(sb_exchange *src, sb_dest_kind kind, void *dest, sb_list *dest_in,
+                    sb_str key, const sb_amqp_table *args, bool unbind);
+void sb_broker__binding_free(sb_binding *bd);
+/* Appends the queues that (exchange, key, headers) routes to into out. */
+void sb_broker__route(sb_vhost *v, sb_exchange *x, sb_str key, const sb_amqp_table *headers,
+                      sb_dest_vec *out);
+
+/* queue.c */
+sb_queue *sb_broker__queue_find(sb_vhost *v, sb_str name);
+void sb_broker__queue_enqueue(sb_queue *q, sb_msg *m);
+/* Puts e back in its queue's ready list in enqueue order, redelivered. */
+void sb_broker__queue_requeue(sb_queue *q, sb_qentry *e);
+void sb_broker__queue_dispatch(sb_queue *q);
+void sb_broker__queue_destroy(sb_queue *q, bool notify_consumers);
+/* A consumer left: auto-delete check. */
+void sb_broker__queue_consumer_gone(sb_queue *q);
+void sb_broker__qentry_free(sb_qentry *e);
+int sb_broker__queue_access(sb_queue *q, const void *owner, sb_error *err);
+
+/* bchan.c */
+/* Records a delivery on ch and hands it to c (c may be NULL for get). */
+uint64_t sb_broker__bchan_track(sb_bchan *ch, sb_queue *q, sb_consumer *c, sb_qentry *e);
+bool sb_broker__consumer_has_credit(const sb_consumer *c);
+void sb_broker__consumer_free(sb_consumer *c, bool notify);
+
+#endif /* SB_BROKER_INT_H */

@@ -1,0 +1,317 @@
+/* exchange.c - exchanges: declare, delete, bindings and routing.
+ * The routing algorithms themselves live in exchange_<type>.c; this file
+ * keeps the registry, the binding objects and exchange-to-exchange and
+ * alternate-exchange routing. */
+#include "broker_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "../common/alloc.h"
+
+#define ROUTE_MAX_DEPTH 32
+
+sb_exchange *
+sb_broker__exchange_find(sb_vhost *v, sb_str name)
+{
+    return sb_map_get(&v->exchanges, name);
+}
+
+sb_exchange *
+sb_broker__exchange_new(sb_vhost *v, sb_str name, const sb_xtype *type, bool durable,
+                        bool auto_delete, bool internal, const sb_amqp_table *args)
+{
+    sb_exchange *x = sb_calloc(1, sizeof *x);
+    const sb_amqp_value *ae;
+
+    x->vhost = v;
+    x->name = sb_strndup(name.p, name.len);
+    x->name_len = name.len;
+    x->type = type;
+    x->index = type->create();
+    x->durable = durable;
+    x->auto_delete = auto_delete;
+    x->internal = internal;
+    sb_broker__table_copy(&x->args, args);
+    ae = args ? sb_amqp_table_get(args, "alternate-exchange") : NULL;
+    if (ae && ae->kind == SB_FV_LONGSTR)
+        x->alternate = sb_strndup(ae->v.s.p, ae->v.s.len);
+    sb_list_init(&x->bindings_out);
+    sb_list_init(&x->bindings_in);
+    sb_map_put(&v->exchanges, name, x, NULL);
+    return x;
+}
+
+void
+sb_broker__binding_free(sb_binding *bd)
+{
+    uintptr_t tagged = (uintptr_t)bd->dest | (bd->kind == SB_DEST_EXCHANGE ? SB_DEST_TAG_EXCHANGE : 0);
+    const sb_amqp_table *args = bd->args.t.n ? &bd->args.t : NULL;
+
+    bd->source->type->unbind(bd->source->index, sb_str_make(bd->key, bd->key_len), args,
+                             (void *)tagged);
+    sb_list_remove(&bd->src_link);
+    sb_list_remove(&bd->dst_link);
+    sb_broker__table_free(&bd->args);
+    sb_free(bd->key);
+    sb_free(bd);
+}
+
+/* Frees x and every binding from or to it; does not touch the registry. */
+void
+sb_broker__exchange_free(sb_exchange *x)
+{
+    sb_list *it, *tmp;
+
+    sb_list_foreach_safe(it, tmp, &x->bindings_out)
+        sb_broker__binding_free(SB_CONTAINER_OF(it, sb_binding, src_link));
+    sb_list_foreach_safe(it, tmp, &x->bindings_in)
+        sb_broker__binding_free(SB_CONTAINER_OF(it, sb_binding, dst_link));
+    x->type->destroy(x->index);
+    sb_broker__table_free(&x->args);
+    sb_free(x->alternate);
+    sb_free(x->name);
+    sb_free(x);
+}
+
+static void
+exchange_remove(sb_exchange *x)
+{
+    sb_map_del(&x->vhost->exchanges, sb_str_make(x->name, x->name_len));
+    sb_broker__exchange_free(x);
+}
+
+static int
+not_found(sb_vhost *v, sb_str name, sb_error *err)
+{
+    return sb_error_set(err, SB_NOT_FOUND, "no exchange '%.*s' in vhost '%s'", SB_STR_ARGS(name),
+                        v->name);
+}
+
+static int
+inequivalent(sb_vhost *v, sb_str name, const char *arg, const char *got, const char *cur,
+             sb_error *err)
+{
+    return sb_error_set(err, SB_PRECONDITION_FAILED,
+                        "inequivalent arg '%s' for exchange '%.*s' in vhost '%s': "
+                        "received '%s' but current is '%s'",
+                        arg, SB_STR_ARGS(name), v->name, got, cur);
+}
+
+static const char *
+tf(bool b)
+{
+    return b ? "true" : "false";
+}
+
+static int
+check_equivalent(sb_vhost *v, const sb_exchange *x, const sb_exchange_decl *d, sb_error *err)
+{
+    if (!sb_str_eq_c(d->type, x->type->name)) {
+        char got[256];
+        snprintf(got, sizeof got, "%.*s", SB_STR_ARGS(d->type));
+        return inequivalent(v, d->name, "type", got, x->type->name, err);
+    }
+    if (d->durable != x->durable)
+        return inequivalent(v, d->name, "durable", tf(d->durable), tf(x->durable), err);
+    if (d->auto_delete != x->auto_delete)
+        return inequivalent(v, d->name, "auto_delete", tf(d->auto_delete), tf(x->auto_delete), err);
+    if (d->internal != x->internal)
+        return inequivalent(v, d->name, "internal", tf(d->internal), tf(x->internal), err);
+    return 0;
+}
+
+int
+sb_exchange_declare(sb_vhost *v, const sb_exchange_decl *d, sb_error *err)
+{
+    sb_exchange *x = sb_broker__exchange_find(v, d->name);
+    const sb_xtype *type;
+
+    if (d->passive) {
+        if (x == NULL)
+            return not_found(v, d->name, err);
+        return 0;
+    }
+    if (d->name.len == 0)
+        return sb_error_set(err, SB_ACCESS_REFUSED, "operation not permitted on the default exchange");
+    if (sb_str_has_prefix(d->name, "amq."))
+        return sb_error_set(err, SB_ACCESS_REFUSED,
+                            "exchange name '%.*s' contains reserved prefix 'amq.*'",
+                            SB_STR_ARGS(d->name));
+    type = sb_xtype_find(d->type);
+    if (type == NULL)
+        return sb_error_set(err, SB_COMMAND_INVALID, "unknown exchange type '%.*s'",
+                            SB_STR_ARGS(d->type));
+    if (x != NULL)
+        return check_equivalent(v, x, d, err);
+    sb_broker__exchange_new(v, d->name, type, d->durable, d->auto_delete, d->internal, d->args);
+    return 0;
+}
+
+int
+sb_exchange_delete(sb_vhost *v, sb_str name, bool if_unused, sb_error *err)
+{
+    sb_exchange *x;
+
+    if (name.len == 0 || sb_str_has_prefix(name, "amq."))
+        return sb_error_set(err, SB_ACCESS_REFUSED, "operation not permitted on the default exchange");
+    x = sb_broker__exchange_find(v, name);
+    if (x == NULL)
+        return not_found(v, name, err);
+    if (if_unused && (!sb_list_empty(&x->bindings_out) || !sb_list_empty(&x->bindings_in)))
+        return sb_error_set(err, SB_PRECONDITION_FAILED, "exchange '%.*s' in vhost '%s' in use",
+                            SB_STR_ARGS(name), v->name);
+    exchange_remove(x);
+    return 0;
+}
+
+static sb_binding *
+binding_find(sb_exchange *src, void *dest, sb_str key, const sb_amqp_table *args)
+{
+    sb_list *it;
+
+    sb_list_foreach(it, &src->bindings_out) {
+        sb_binding *bd = SB_CONTAINER_OF(it, sb_binding, src_link);
+        if (bd->dest == dest && sb_str_eq(sb_str_make(bd->key, bd->key_len), key) &&
+            sb_broker__table_same(&bd->args.t, args))
+            return bd;
+    }
+    return NULL;
+}
+
+int
+sb_broker__bind(sb_exchange *src, sb_dest_kind kind, void *dest, sb_list *dest_in, sb_str key,
+                const sb_amqp_table *args, bool unbind)
+{
+    uintptr_t tagged = (uintptr_t)dest | (kind == SB_DEST_EXCHANGE ? SB_DEST_TAG_EXCHANGE : 0);
+    sb_binding *bd = binding_find(src, dest, key, args);
+
+    if (unbind) {
+        if (bd == NULL)
+            return 0;  /* RabbitMQ: unbinding what is not bound succeeds */
+        sb_broker__binding_free(bd);
+        if (src->auto_delete && sb_list_empty(&src->bindings_out))
+            exchange_remove(src);
+        return 0;
+    }
+    if (bd != NULL)
+        return 0;
+    bd = sb_calloc(1, sizeof *bd);
+    bd->source = src;
+    bd->kind = kind;
+    bd->dest = dest;
+    bd->key = sb_strndup(key.p, key.len);
+    bd->key_len = key.len;
+    sb_broker__table_copy(&bd->args, args);
+    src->type->bind(src->index, key, bd->args.t.n ? &bd->args.t : NULL, (void *)tagged);
+    sb_list_push_back(&src->bindings_out, &bd->src_link);
+    sb_list_push_back(dest_in, &bd->dst_link);
+    return 0;
+}
+
+int
+sb_exchange_bind(sb_vhost *v, sb_str dest, sb_str source, sb_str key, const sb_amqp_table *args,
+                 bool unbind, sb_error *err)
+{
+    sb_exchange *d, *s;
+    char text[256];
+
+    if (dest.len == 0 || source.len == 0)
+        return sb_error_set(err, SB_ACCESS_REFUSED, "operation not permitted on the default exchange");
+    d = sb_broker__exchange_find(v, dest);
+    if (d == NULL)
+        return not_found(v, dest, err);
+    s = sb_broker__exchange_find(v, source);
+    if (s == NULL)
+        return not_found(v, source, err);
+    if (!unbind && s->type->check_args &&
+        s->type->check_args(args, text, sizeof text) != 0)
+        return sb_error_set(err, SB_PRECONDITION_FAILED, "%s", text);
+    return sb_broker__bind(s, SB_DEST_EXCHANGE, d, &d->bindings_in, key, args, unbind);
+}
+
+static bool
+seen_before(sb_dest_vec *seen, sb_exchange *x)
+{
+    for (size_t i = 0; i < seen->n; i++)
+        if (seen->v[i] == x)
+            return true;
+    sb_dest_vec_push_unique(seen, x);
+    return false;
+}
+
+static void
+route_into(sb_vhost *v, sb_exchange *x, sb_str key, const sb_amqp_table *headers,
+           sb_dest_vec *out, int depth)
+{
+    size_t start = out->n, i;
+
+    if (depth > ROUTE_MAX_DEPTH || seen_before(&v->route_seen, x))
+        return;
+    x->type->route(x->index, key, headers, out);
+    /* Exchange destinations are replaced by what they route to. */
+    for (i = start; i < out->n;) {
+        uintptr_t p = (uintptr_t)out->v[i];
+        if (!(p & SB_DEST_TAG_EXCHANGE)) {
+            i++;
+            continue;
+        }
+        out->v[i] = out->v[--out->n];
+        route_into(v, (sb_exchange *)(p & ~SB_DEST_TAG_EXCHANGE), key, headers, out, depth + 1);
+    }
+    if (out->n == start && x->alternate != NULL) {
+        sb_exchange *ae = sb_broker__exchange_find(v, sb_str_c(x->alternate));
+        if (ae != NULL)
+            route_into(v, ae, key, headers, out, depth + 1);
+    }
+}
+
+void
+sb_broker__route(sb_vhost *v, sb_exchange *x, sb_str key, const sb_amqp_table *headers,
+                 sb_dest_vec *out)
+{
+    v->route_seen.n = 0;
+    route_into(v, x, key, headers, out, 0);
+}
+
+int
+sb_publish_check(sb_vhost *v, sb_str exchange, sb_error *err)
+{
+    sb_exchange *x = sb_broker__exchange_find(v, exchange);
+
+    if (x == NULL)
+        return not_found(v, exchange, err);
+    if (x->internal)
+        return sb_error_set(err, SB_ACCESS_REFUSED,
+                            "cannot publish to internal exchange '%.*s' in vhost '%s'",
+                            SB_STR_ARGS(exchange), v->name);
+    return 0;
+}
+
+int
+sb_publish(sb_vhost *v, sb_msg *m, const sb_amqp_table *headers, sb_publish_result *res,
+           sb_error *err)
+{
+    sb_str xname = sb_msg_exchange(m), key = sb_msg_rk(m);
+    sb_exchange *x;
+    sb_dest_vec *out = &v->route_tmp;
+    int rc;
+
+    res->routed = false;
+    if ((rc = sb_publish_check(v, xname, err)) != 0)
+        return rc;
+    x = sb_broker__exchange_find(v, xname);
+    out->n = 0;
+    if (xname.len == 0) {
+        /* The default exchange binds every queue by its name implicitly. */
+        sb_queue *q = sb_broker__queue_find(v, key);
+        if (q != NULL)
+            sb_dest_vec_push_unique(out, q);
+    } else {
+        sb_broker__route(v, x, key, headers, out);
+    }
+    for (size_t i = 0; i < out->n; i++)
+        sb_broker__queue_enqueue(out->v[i], m);
+    res->routed = out->n > 0;
+    return 0;
+}

@@ -1,0 +1,392 @@
+/* queue.c - queues: declare, delete, purge, bind; the ready list and
+ * dispatch to consumers (priority first, round-robin within a priority). */
+#include "broker_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "../common/alloc.h"
+
+sb_queue *
+sb_broker__queue_find(sb_vhost *v, sb_str name)
+{
+    return sb_map_get(&v->queues, name);
+}
+
+static int
+queue_not_found(sb_vhost *v, sb_str name, sb_error *err)
+{
+    return sb_error_set(err, SB_NOT_FOUND, "no queue '%.*s' in vhost '%s'", SB_STR_ARGS(name),
+                        v->name);
+}
+
+static int
+locked(const sb_queue *q, sb_error *err)
+{
+    return sb_error_set(err, SB_RESOURCE_LOCKED,
+                        "cannot obtain exclusive access to locked queue '%s' in vhost '%s'. "
+                        "It could be originally declared on another connection or the "
+                        "exclusive property value does not match that of the original "
+                        "declaration.",
+                        q->name, q->vhost->name);
+}
+
+int
+sb_broker__queue_access(sb_queue *q, const void *owner, sb_error *err)
+{
+    return q->exclusive && q->owner != owner ? locked(q, err) : 0;
+}
+
+/* RabbitMQ's server-named queues: "amq.gen-" and 22 url-safe base64
+ * characters of randomness. Ours are unique per broker, not random. */
+static void
+generate_name(sb_vhost *v, char *out, size_t len)
+{
+    static const char b64[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    uint64_t x;
+    char tail[23];
+
+    do {
+        x = ++v->broker->name_seq * 0x9E3779B97F4A7C15ull;
+        x ^= (uint64_t)(uintptr_t)v;
+        for (int i = 0; i < 22; i++) {
+            tail[i] = b64[x & 63];
+            x = (x >> 6) | ((uint64_t)i << 58);
+            x *= 0xBF58476D1CE4E5B9ull;
+        }
+        tail[22] = '\0';
+        snprintf(out, len, "amq.gen-%s", tail);
+    } while (sb_broker__queue_find(v, sb_str_c(out)) != NULL);
+}
+
+static int
+inequivalent(sb_queue *q, const char *arg, bool got, bool cur, sb_error *err)
+{
+    return sb_error_set(err, SB_PRECONDITION_FAILED,
+                        "inequivalent arg '%s' for queue '%s' in vhost '%s': "
+                        "received '%s' but current is '%s'",
+                        arg, q->name, q->vhost->name, got ? "true" : "false",
+                        cur ? "true" : "false");
+}
+
+static int
+check_equivalent(sb_queue *q, const sb_queue_decl *d, sb_error *err)
+{
+    if (d->durable != q->durable)
+        return inequivalent(q, "durable", d->durable, q->durable, err);
+    if (d->auto_delete != q->auto_delete)
+        return inequivalent(q, "auto_delete", d->auto_delete, q->auto_delete, err);
+    if (!sb_broker__table_same(d->args, &q->args.t))
+        return sb_error_set(err, SB_PRECONDITION_FAILED,
+                            "inequivalent arguments for queue '%s' in vhost '%s'", q->name,
+                            q->vhost->name);
+    return 0;
+}
+
+static sb_queue *
+queue_new(sb_vhost *v, sb_str name, const sb_queue_decl *d)
+{
+    sb_queue *q = sb_calloc(1, sizeof *q);
+
+    q->vhost = v;
+    q->name = sb_strndup(name.p, name.len);
+    q->name_len = name.len;
+    q->durable = d->durable;
+    q->exclusive = d->exclusive;
+    q->auto_delete = d->auto_delete;
+    q->owner = d->exclusive ? d->owner : NULL;
+    sb_broker__table_copy(&q->args, d->args);
+    sb_list_init(&q->ready);
+    sb_list_init(&q->unacked);
+    sb_list_init(&q->consumers);
+    sb_list_init(&q->bindings_in);
+    sb_map_put(&v->queues, name, q, NULL);
+    /* Every queue is bound to the default exchange by its name; that
+     * binding is implicit (see sb_publish), so nothing to record here. */
+    return q;
+}
+
+static void
+fill_info(const sb_queue *q, sb_queue_info *out)
+{
+    snprintf(out->name, sizeof out->name, "%s", q->name);
+    out->messages = q->ready_count;
+    out->consumers = q->consumer_count;
+}
+
+int
+sb_queue_declare(sb_vhost *v, const sb_queue_decl *d, sb_queue_info *out, sb_error *err)
+{
+    char gen[64];
+    sb_str name = d->name;
+    sb_queue *q;
+    int rc;
+
+    if (d->passive) {
+        q = sb_broker__queue_find(v, name);
+        if (q == NULL)
+            return queue_not_found(v, name, err);
+        if ((rc = sb_broker__queue_access(q, d->owner, err)) != 0)
+            return rc;
+        fill_info(q, out);
+        return 0;
+    }
+    if (name.len == 0) {
+        generate_name(v, gen, sizeof gen);
+        name = sb_str_c(gen);
+    } else if (sb_str_has_prefix(name, "amq.")) {
+        return sb_error_set(err, SB_ACCESS_REFUSED,
+                            "queue name '%.*s' contains reserved prefix 'amq.*'",
+                            SB_STR_ARGS(name));
+    }
+    q = sb_broker__queue_find(v, name);
+    if (q != NULL) {
+        if ((rc = sb_broker__queue_access(q, d->owner, err)) != 0)
+            return rc;
+        if (d->exclusive != q->exclusive)
+            return locked(q, err);
+        if ((rc = check_equivalent(q, d, err)) != 0)
+            return rc;
+    } else {
+        q = queue_new(v, name, d);
+    }
+    fill_info(q, out);
+    return 0;
+}
+
+void
+sb_broker__qentry_free(sb_qentry *e)
+{
+    sb_msg_unref(e->msg);
+    sb_free(e);
+}
+
+static uint32_t
+drop_ready(sb_queue *q)
+{
+    uint32_t n = q->ready_count;
+    sb_list *it, *tmp;
+
+    sb_list_foreach_safe(it, tmp, &q->ready) {
+        sb_list_remove(it);
+        sb_broker__qentry_free(SB_CONTAINER_OF(it, sb_qentry, link));
+    }
+    q->ready_count = 0;
+    q->ready_bytes = 0;
+    return n;
+}
+
+/* Removes q from its vhost and frees it: bindings, ready messages,
+ * consumers (cancel-notified when notify), and detaches unacked
+ * deliveries (their acks then just drop the message). */
+void
+sb_broker__queue_destroy(sb_queue *q, bool notify_consumers)
+{
+    sb_list *it, *tmp;
+
+    q->deleted = true;
+    sb_map_del(&q->vhost->queues, sb_str_make(q->name, q->name_len));
+    sb_list_foreach_safe(it, tmp, &q->bindings_in) {
+        sb_binding *bd = SB_CONTAINER_OF(it, sb_binding, dst_link);
+        sb_exchange *src = bd->source;
+        sb_broker__binding_free(bd);
+        if (src->auto_delete && sb_list_empty(&src->bindings_out)) {
+            sb_map_del(&src->vhost->exchanges, sb_str_make(src->name, src->name_len));
+            sb_broker__exchange_free(src);
+        }
+    }
+    sb_list_foreach_safe(it, tmp, &q->consumers)
+        sb_broker__consumer_free(SB_CONTAINER_OF(it, sb_consumer, qlink), notify_consumers);
+    sb_list_foreach_safe(it, tmp, &q->unacked) {
+        sb_unacked *u = SB_CONTAINER_OF(it, sb_unacked, qlink);
+        u->queue = NULL;
+        sb_list_remove(&u->qlink);
+    }
+    drop_ready(q);
+    sb_broker__table_free(&q->args);
+    sb_free(q->name);
+    sb_free(q);
+}
+
+int
+sb_queue_delete(sb_vhost *v, sb_str name, const void *owner, bool if_unused, bool if_empty,
+                uint32_t *count, sb_error *err)
+{
+    sb_queue *q = sb_broker__queue_find(v, name);
+    int rc;
+
+    *count = 0;
+    if (q == NULL)
+        return 0;  /* RabbitMQ: deleting a missing queue succeeds with 0 */
+    if ((rc = sb_broker__queue_access(q, owner, err)) != 0)
+        return rc;
+    if (if_unused && q->consumer_count > 0)
+        return sb_error_set(err, SB_PRECONDITION_FAILED, "queue '%s' in vhost '%s' in use",
+                            q->name, v->name);
+    if (if_empty && q->ready_count > 0)
+        return sb_error_set(err, SB_PRECONDITION_FAILED, "queue '%s' in vhost '%s' is not empty",
+                            q->name, v->name);
+    *count = q->ready_count;
+    sb_broker__queue_destroy(q, true);
+    return 0;
+}
+
+int
+sb_queue_purge(sb_vhost *v, sb_str name, const void *owner, uint32_t *count, sb_error *err)
+{
+    sb_queue *q = sb_broker__queue_find(v, name);
+    int rc;
+
+    if (q == NULL)
+        return queue_not_found(v, name, err);
+    if ((rc = sb_broker__queue_access(q, owner, err)) != 0)
+        return rc;
+    *count = drop_ready(q);
+    return 0;
+}
+
+int
+sb_queue_bind(sb_vhost *v, sb_str queue, sb_str exchange, sb_str key, const sb_amqp_table *args,
+              const void *owner, bool unbind, sb_error *err)
+{
+    sb_queue *q = sb_broker__queue_find(v, queue);
+    sb_exchange *x;
+    char text[256];
+    int rc;
+
+    if (exchange.len == 0)
+        return sb_error_set(err, SB_ACCESS_REFUSED, "operation not permitted on the default exchange");
+    if (q == NULL)
+        return queue_not_found(v, queue, err);
+    x = sb_broker__exchange_find(v, exchange);
+    if (x == NULL)
+        return sb_error_set(err, SB_NOT_FOUND, "no exchange '%.*s' in vhost '%s'",
+                            SB_STR_ARGS(exchange), v->name);
+    if ((rc = sb_broker__queue_access(q, owner, err)) != 0)
+        return rc;
+    if (!unbind && x->type->check_args && x->type->check_args(args, text, sizeof text) != 0)
+        return sb_error_set(err, SB_PRECONDITION_FAILED, "%s", text);
+    return sb_broker__bind(x, SB_DEST_QUEUE, q, &q->bindings_in, key, args, unbind);
+}
+
+void
+sb_vhost_drop_owner(sb_vhost *v, const void *owner)
+{
+    size_t it = 0;
+    void *val;
+
+    while (sb_map_next(&v->queues, &it, NULL, &val)) {
+        sb_queue *q = val;
+        if (q->exclusive && q->owner == owner)
+            sb_broker__queue_destroy(q, false);
+    }
+}
+
+/* ---- ready list and dispatch ---- */
+
+void
+sb_broker__queue_enqueue(sb_queue *q, sb_msg *m)
+{
+    sb_qentry *e = sb_malloc(sizeof *e);
+
+    e->msg = sb_msg_ref(m);
+    e->seq = q->next_seq++;
+    e->redelivered = false;
+    sb_list_push_back(&q->ready, &e->link);
+    q->ready_count++;
+    q->ready_bytes += m->body_len;
+    if (q->consumer_count > 0)
+        sb_broker__queue_dispatch(q);
+}
+
+void
+sb_broker__queue_requeue(sb_queue *q, sb_qentry *e)
+{
+    sb_list *it;
+
+    e->redelivered = true;
+    /* Back in enqueue order: requeued entries are older than most ready
+     * ones, so the walk from the head is short. */
+    sb_list_foreach(it, &q->ready) {
+        if (SB_CONTAINER_OF(it, sb_qentry, link)->seq > e->seq)
+            break;
+    }
+    sb_list_insert_before(it, &e->link);
+    q->ready_count++;
+    q->ready_bytes += e->msg->body_len;
+}
+
+/* The consumer that gets the next message: the first with credit in
+ * priority order. Round-robin comes from moving each served consumer to
+ * the back of its priority group. */
+static sb_consumer *
+next_consumer(sb_queue *q)
+{
+    sb_list *it;
+
+    sb_list_foreach(it, &q->consumers) {
+        sb_consumer *c = SB_CONTAINER_OF(it, sb_consumer, qlink);
+        if (sb_broker__consumer_has_credit(c))
+            return c;
+    }
+    return NULL;
+}
+
+static void
+rotate(sb_queue *q, sb_consumer *c)
+{
+    sb_list *it = c->qlink.next;
+
+    while (it != &q->consumers && SB_CONTAINER_OF(it, sb_consumer, qlink)->priority == c->priority)
+        it = it->next;
+    if (it == c->qlink.next)
+        return;
+    sb_list_remove(&c->qlink);
+    sb_list_insert_before(it, &c->qlink);
+}
+
+static void
+deliver_one(sb_queue *q, sb_consumer *c, sb_qentry *e)
+{
+    sb_deliver_info d = {
+        .consumer_tag = sb_str_make(c->tag, c->tag_len),
+        .redelivered = e->redelivered,
+        .msg = e->msg,
+    };
+
+    if (c->no_ack) {
+        d.delivery_tag = ++c->ch->next_tag;
+        c->ops->deliver(c, &d, c->ud);
+        sb_broker__qentry_free(e);
+        return;
+    }
+    d.delivery_tag = sb_broker__bchan_track(c->ch, q, c, e);
+    c->ops->deliver(c, &d, c->ud);
+}
+
+void
+sb_broker__queue_dispatch(sb_queue *q)
+{
+    sb_consumer *c;
+
+    if (q->dispatching)
+        return;
+    q->dispatching = true;
+    while (q->ready_count > 0 && (c = next_consumer(q)) != NULL) {
+        sb_qentry *e = SB_CONTAINER_OF(q->ready.next, sb_qentry, link);
+        sb_list_remove(&e->link);
+        q->ready_count--;
+        q->ready_bytes -= e->msg->body_len;
+        rotate(q, c);
+        deliver_one(q, c, e);
+    }
+    q->dispatching = false;
+}
+
+void
+sb_broker__queue_consumer_gone(sb_queue *q)
+{
+    if (q->auto_delete && q->had_consumer && q->consumer_count == 0 && !q->deleted)
+        sb_broker__queue_destroy(q, false);
+}

@@ -1,0 +1,45 @@
+/* main.c - `switchboard SUBCOMMAND ...`: dispatches through a table. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    { "serve", sb_cli_serve, "run the broker in the foreground" },
+    { "publish", sb_cli_publish, "publish a message to an exchange" },
+    { "consume", sb_cli_consume, "print messages from a queue" },
+    { "bench", sb_cli_bench, "measure throughput and latency against a broker" },
+};
+
+static void
+usage(FILE *out)
+{
+    fprintf(out, "usage: switchboard COMMAND [ARGS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n`switchboard COMMAND --help` describes each command.\n");
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "switchboard: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

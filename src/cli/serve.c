@@ -1,0 +1,197 @@
+/* serve.c - `switchboard serve`: builds the broker from the config, opens
+ * the listeners and runs the loop until SIGTERM/SIGINT, then closes every
+ * connection with 320 CONNECTION_FORCED. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "../broker/broker.h"
+#include "../common/clock.h"
+#include "../common/log.h"
+#include "../config/config.h"
+#include "../net/net.h"
+#include "../session/session.h"
+
+#define MAX_LISTENERS 8
+#define SHUTDOWN_GRACE_MS 2000
+
+typedef struct serve_ctx {
+    sb_loop *loop;
+    sb_sessions *sessions;
+    sb_listener *listeners[MAX_LISTENERS];
+    int nlisteners;
+    bool stopping;
+    sb_timer stop_timer;
+} serve_ctx;
+
+static void
+serve_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: switchboard serve [--config FILE] [--amqp-port N] [--http-port N]\n"
+            "                         [--data-dir DIR] [--bind ADDR[,ADDR...]] [OPTION VALUE...]\n\n"
+            "Runs the broker in the foreground, logging to stderr. SIGTERM or SIGINT\n"
+            "closes every connection (320 CONNECTION_FORCED) and exits.\n\n"
+            "Options (config-file key, flag, default):\n");
+    sb_config_print_help(out);
+}
+
+static int
+parse_args(int argc, char **argv, sb_config *c)
+{
+    char err[512];
+
+    sb_config_defaults(c);
+    /* The config file first, so flags override it wherever they stand. */
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--config") == 0 && sb_config_load(c, argv[i + 1], err, sizeof err) < 0) {
+            fprintf(stderr, "switchboard: %s\n", err);
+            return -1;
+        }
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            serve_usage(stdout);
+            exit(0);
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "switchboard: %s needs a value (see `switchboard serve --help`)\n",
+                    argv[i]);
+            return -1;
+        }
+        if (strcmp(argv[i], "--config") != 0 && sb_config_set(c, argv[i], argv[i + 1], err, sizeof err) < 0) {
+            fprintf(stderr, "switchboard: %s\n", err);
+            return -1;
+        }
+        i++;
+    }
+    return 0;
+}
+
+static void
+stop_now(sb_loop *l, sb_timer *t)
+{
+    sb_loop_stop(l);
+}
+
+/* Checks once per loop iteration whether shutdown can finish early. */
+static void
+before_sleep(sb_loop *l, void *arg)
+{
+    serve_ctx *ctx = arg;
+
+    if (ctx->stopping && sb_sessions_count(ctx->sessions) == 0)
+        sb_loop_stop(l);
+}
+
+static void
+on_signal(sb_loop *l, void *arg)
+{
+    serve_ctx *ctx = arg;
+
+    if (ctx->stopping) {
+        sb_loop_stop(l);
+        return;
+    }
+    sb_log(SB_LOG_INFO, "serve", "shutting down: closing %zu connection(s)",
+           sb_sessions_count(ctx->sessions));
+    ctx->stopping = true;
+    for (int i = 0; i < ctx->nlisteners; i++)
+        sb_listener_close(ctx->listeners[i]);
+    ctx->nlisteners = 0;
+    sb_sessions_shutdown(ctx->sessions, "broker forced connection closure with reason 'shutdown'");
+    sb_timer_start(l, &ctx->stop_timer, SHUTDOWN_GRACE_MS);
+}
+
+/* Opens the AMQP listener on every bind address. Fails only if none can
+ * be opened (a machine without IPv6 still serves 127.0.0.1). */
+static int
+open_listeners(serve_ctx *ctx, const sb_config *c)
+{
+    char addrs[256], *save = NULL;
+    uint16_t port = (uint16_t)c->amqp_port;
+    int last = 0;
+
+    snprintf(addrs, sizeof addrs, "%s", c->bind);
+    for (char *a = strtok_r(addrs, ",", &save); a && ctx->nlisteners < MAX_LISTENERS;
+         a = strtok_r(NULL, ",", &save)) {
+        sb_listener *ls;
+        while (*a == ' ')
+            a++;
+        last = sb_listener_open(ctx->loop, a, port, sb_sessions_accept, ctx->sessions, &ls);
+        if (last < 0) {
+            sb_log(SB_LOG_WARN, "serve", "cannot listen on %s port %u: %s", a, port,
+                   strerror(-last));
+            continue;
+        }
+        /* With port 0 the first listener picks; the others follow it. */
+        port = sb_listener_port(ls);
+        sb_log(SB_LOG_INFO, "serve", "AMQP listening on %s%s%s:%u", strchr(a, ':') ? "[" : "", a,
+               strchr(a, ':') ? "]" : "", port);
+        ctx->listeners[ctx->nlisteners++] = ls;
+    }
+    if (ctx->nlisteners == 0) {
+        sb_log(SB_LOG_ERROR, "serve",
+               "no AMQP listener could be opened on '%s' port %u: %s (is another broker "
+               "running? choose another port with --amqp-port)",
+               c->bind, c->amqp_port, strerror(-last));
+        return -1;
+    }
+    return 0;
+}
+
+static void
+session_opts(const sb_config *c, sb_session_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->channel_max = (uint16_t)c->channel_max;
+    o->frame_max = c->frame_max;
+    o->heartbeat = (uint16_t)c->heartbeat;
+    o->max_connections = c->max_connections;
+    o->default_user = c->default_user;
+    o->default_pass = c->default_pass;
+    o->loopback_users_only = c->loopback_users_only;
+    o->handshake_timeout_ms = c->handshake_timeout_ms;
+}
+
+int
+sb_cli_serve(int argc, char **argv)
+{
+    uint64_t t0 = sb_clock_us();
+    sb_broker_limits lim;
+    sb_session_opts so;
+    serve_ctx ctx = { 0 };
+    sb_broker *broker;
+    sb_config c;
+    int rc;
+
+    if (parse_args(argc, argv, &c) < 0)
+        return 2;
+    if (sb_log_parse_level(c.log_level) >= 0)
+        sb_log_set_level((sb_log_level)sb_log_parse_level(c.log_level));
+    if ((rc = sb_loop_new(&ctx.loop)) < 0) {
+        sb_log(SB_LOG_ERROR, "serve", "cannot create the event loop: %s", strerror(-rc));
+        return 1;
+    }
+    lim.max_message_bytes = c.max_message_bytes;
+    broker = sb_broker_new(&lim);
+    session_opts(&c, &so);
+    ctx.sessions = sb_sessions_new(ctx.loop, broker, &so);
+    sb_timer_init(&ctx.stop_timer, stop_now, &ctx);
+    sb_loop_add_before_sleep(ctx.loop, before_sleep, &ctx);
+    if (sb_loop_on_signal(ctx.loop, on_signal, &ctx) < 0 || open_listeners(&ctx, &c) < 0) {
+        rc = 1;
+        goto out;
+    }
+    sb_log(SB_LOG_INFO, "serve", "Switchboard ready in %.1f ms", (sb_clock_us() - t0) / 1000.0);
+    rc = sb_loop_run(ctx.loop) < 0 ? 1 : 0;
+    sb_log(SB_LOG_INFO, "serve", "stopped");
+out:
+    for (int i = 0; i < ctx.nlisteners; i++)
+        sb_listener_close(ctx.listeners[i]);
+    sb_sessions_free(ctx.sessions);
+    sb_broker_free(broker);
+    sb_loop_free(ctx.loop);
+    return rc;
+}

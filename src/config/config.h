@@ -1,0 +1,54 @@
+/* config.h - every option in one table: name, type, bounds, default and a
+ * doc line. Sources, later ones winning: defaults, the config file
+ * (`key = value` lines, # comments), command-line flags. */
+#ifndef SB_CONFIG_H
+#define SB_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sb_config {
+    char bind[256];             /* comma-separated addresses */
+    uint32_t amqp_port;
+    uint32_t http_port;
+    char data_dir[256];
+    uint32_t frame_max;
+    uint32_t channel_max;
+    uint32_t heartbeat;
+    uint32_t max_connections;
+    uint64_t max_message_bytes;
+    uint32_t handshake_timeout_ms;
+    char default_user[64];
+    char default_pass[64];
+    bool loopback_users_only;
+    char log_level[16];
+} sb_config;
+
+typedef enum sb_opt_type { SB_OPT_U32, SB_OPT_U64, SB_OPT_BOOL, SB_OPT_STR } sb_opt_type;
+
+typedef struct sb_option {
+    const char *name;           /* file key, e.g. "amqp.frame_max" */
+    const char *flag;           /* command-line flag, e.g. "--amqp-port", or NULL */
+    sb_opt_type type;
+    size_t off;                 /* offsetof(sb_config, field) */
+    size_t size;                /* for strings: buffer size */
+    uint64_t min, max;          /* for numbers */
+    const char *def;            /* default, as text */
+    const char *doc;
+} sb_option;
+
+extern const sb_option sb_options[];
+extern const size_t sb_options_count;
+
+/* Fills c with every default. */
+void sb_config_defaults(sb_config *c);
+/* Sets option name (file key or flag) to value; 0, or -1 with a message
+ * in err (what is wrong and what is allowed). */
+int sb_config_set(sb_config *c, const char *name, const char *value, char *err, size_t errlen);
+/* Reads a config file; 0, or -1 with "FILE:LINE: message" in err. */
+int sb_config_load(sb_config *c, const char *path, char *err, size_t errlen);
+/* Writes the option table as documentation (for --help). */
+void sb_config_print_help(void *stream);
+
+#endif /* SB_CONFIG_H */

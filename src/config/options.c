@@ -1,0 +1,43 @@
+/* options.c - the option table. One row per option; docs/configuration.md
+ * and `switchboard serve --help` are made from it. */
+#include "config.h"
+
+#include <stddef.h>
+
+#define U32(n, f, field, lo, hi, d, doc) \
+    { n, f, SB_OPT_U32, offsetof(sb_config, field), 0, lo, hi, d, doc }
+#define U64(n, f, field, lo, hi, d, doc) \
+    { n, f, SB_OPT_U64, offsetof(sb_config, field), 0, lo, hi, d, doc }
+#define STR(n, f, field, d, doc) \
+    { n, f, SB_OPT_STR, offsetof(sb_config, field), sizeof(((sb_config *)0)->field), 0, 0, d, doc }
+#define BOOL(n, f, field, d, doc) \
+    { n, f, SB_OPT_BOOL, offsetof(sb_config, field), 0, 0, 1, d, doc }
+
+const sb_option sb_options[] = {
+    STR("bind", "--bind", bind, "127.0.0.1,::1",
+        "Addresses to listen on, comma-separated (IPv4 or IPv6 literals)."),
+    U32("amqp.port", "--amqp-port", amqp_port, 0, 65535, "5672",
+        "AMQP 0-9-1 port (0 picks a free port and logs it)."),
+    U32("http.port", "--http-port", http_port, 0, 65535, "15672",
+        "HTTP port for management, REST and metrics (0 picks a free port)."),
+    STR("data_dir", "--data-dir", data_dir, "./data", "Directory for durable state."),
+    U32("amqp.frame_max", "--frame-max", frame_max, 4096, 1u << 20, "131072",
+        "Largest AMQP frame accepted or sent, in bytes (negotiated down in connection.tune)."),
+    U32("amqp.channel_max", "--channel-max", channel_max, 1, 65535, "2047",
+        "Most channels per connection (negotiated in connection.tune)."),
+    U32("amqp.heartbeat", "--heartbeat", heartbeat, 0, 65535, "60",
+        "Heartbeat interval offered to clients, in seconds (0 disables)."),
+    U32("amqp.max_connections", "--max-connections", max_connections, 0, 1000000, "10000",
+        "Most simultaneous AMQP connections; further ones are refused (0: no limit)."),
+    U64("max_message_bytes", "--max-message-bytes", max_message_bytes, 0, 536870912,
+        "134217728", "Largest message body accepted, in bytes (RabbitMQ's default is 128 MiB)."),
+    U32("amqp.handshake_timeout_ms", NULL, handshake_timeout_ms, 100, 600000, "10000",
+        "Time a new connection has to finish the AMQP handshake, in milliseconds."),
+    STR("default_user", NULL, default_user, "guest", "The user created at start-up."),
+    STR("default_pass", NULL, default_pass, "guest", "That user's password."),
+    BOOL("loopback_users", NULL, loopback_users_only, "true",
+         "Allow the default user to log in from loopback addresses only (as RabbitMQ)."),
+    STR("log_level", "--log-level", log_level, "info", "debug, info, warn or error."),
+};
+
+const size_t sb_options_count = sizeof sb_options / sizeof sb_options[0];

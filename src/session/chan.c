@@ -1,0 +1,275 @@
+/* chan.c - AMQP channels: open/close/flow, the frame sequence rules
+ * (method, then header, then body frames), dispatch of methods to the
+ * per-class handlers, and the one place reply codes become closes. */
+#include "session_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "../common/alloc.h"
+#include "../common/log.h"
+
+sb_chan *
+sb_session__chan_new(sb_sconn *sc, uint16_t id)
+{
+    sb_chan *ch = sb_calloc(1, sizeof *ch);
+
+    if (id >= sc->nchans) {
+        size_t n = sc->nchans ? sc->nchans : 8;
+        while (n <= id)
+            n *= 2;
+        sc->chans = sb_realloc(sc->chans, n * sizeof *sc->chans);
+        memset(sc->chans + sc->nchans, 0, (n - sc->nchans) * sizeof *sc->chans);
+        sc->nchans = n;
+    }
+    ch->conn = sc;
+    ch->id = id;
+    ch->state = CH_OPEN;
+    ch->b = sb_bchan_new(sc->srv->broker, sc->vhost, sc);
+    sb_list_init(&ch->dirty_link);
+    sb_list_init(&ch->tx_ops);
+    sc->chans[id] = ch;
+    return ch;
+}
+
+/* Releases the channel's broker state (requeueing unacked deliveries)
+ * and its slot. */
+void
+sb_session__chan_free(sb_chan *ch)
+{
+    sb_sconn *sc = ch->conn;
+
+    sb_bchan_free(ch->b);
+    sb_msg_unref(ch->pub_msg);
+    sb_session__tx_clear(ch);
+    sb_list_remove(&ch->dirty_link);
+    sc->chans[ch->id] = NULL;
+    sb_free(ch);
+}
+
+/* Sends channel.close and keeps the slot, ignoring everything but
+ * close/close-ok until the client answers. The broker state goes now. */
+static void
+chan_close(sb_chan *ch, int code, const sb_error *err)
+{
+    sb_amqp_method m = { .id = SB_M_CHANNEL_CLOSE };
+    char full[512];
+    size_t n;
+
+    n = (size_t)snprintf(full, sizeof full, "%s - %s", sb_reply_name(code), err->text);
+    m.u.channel_close.reply_code = (uint16_t)code;
+    m.u.channel_close.reply_text = sb_str_make(full, n > 255 ? 255 : n);
+    m.u.channel_close.class_id = err->class_id;
+    m.u.channel_close.method_id = err->method_id;
+    sb_session__send(ch->conn, ch->id, &m);
+    sb_bchan_free(ch->b);
+    ch->b = NULL;
+    sb_msg_unref(ch->pub_msg);
+    ch->pub_msg = NULL;
+    ch->ca = CA_NONE;
+    sb_session__tx_clear(ch);
+    sb_list_remove(&ch->dirty_link);
+    ch->state = CH_CLOSING;
+}
+
+/* The only code that turns reply codes into closes. */
+static void
+chan_fail(sb_sconn *sc, sb_chan *ch, int code, sb_error *err, uint32_t method)
+{
+    err->class_id = (uint16_t)(method >> 16);
+    err->method_id = (uint16_t)method;
+    if (ch == NULL || sb_reply_is_hard(code)) {
+        sb_session__conn_fail(sc, code, err);
+        return;
+    }
+    sb_log(SB_LOG_DEBUG, "amqp", "%s: closing channel %u: %s - %s", sb_conn_peer(sc->net),
+           ch->id, sb_reply_name(code), err->text);
+    chan_close(ch, code, err);
+}
+
+static int
+on_channel(sb_chan *ch, const sb_amqp_method *m, sb_error *err)
+{
+    sb_amqp_method r = { 0 };
+
+    switch (m->id) {
+    case SB_M_CHANNEL_CLOSE:
+        r.id = SB_M_CHANNEL_CLOSE_OK;
+        sb_session__send(ch->conn, ch->id, &r);
+        sb_session__chan_free(ch);
+        return 0;
+    case SB_M_CHANNEL_FLOW:
+        sb_bchan_flow(ch->b, m->u.channel_flow.active);
+        r.id = SB_M_CHANNEL_FLOW_OK;
+        r.u.channel_flow_ok.active = m->u.channel_flow.active;
+        sb_session__send(ch->conn, ch->id, &r);
+        return 0;
+    case SB_M_CHANNEL_OPEN:
+        return sb_error_set(err, SB_CHANNEL_ERROR, "second 'channel.open' seen");
+    default:
+        return sb_error_set(err, SB_COMMAND_INVALID, "unexpected method %s",
+                            sb_amqp_method_info_get(m->id)->name);
+    }
+}
+
+static int
+on_access(sb_chan *ch, const sb_amqp_method *m, sb_error *err)
+{
+    sb_amqp_method r = { .id = SB_M_ACCESS_REQUEST_OK };
+
+    if (m->id != SB_M_ACCESS_REQUEST)
+        return sb_error_set(err, SB_COMMAND_INVALID, "unexpected method %s",
+                            sb_amqp_method_info_get(m->id)->name);
+    r.u.access_request_ok.ticket = 1;
+    sb_session__send(ch->conn, ch->id, &r);
+    return 0;
+}
+
+static int
+dispatch(sb_chan *ch, const sb_amqp_method *m, sb_error *err)
+{
+    switch (m->id >> 16) {
+    case SB_CLASS_CHANNEL: return on_channel(ch, m, err);
+    case SB_CLASS_ACCESS: return on_access(ch, m, err);
+    case SB_CLASS_EXCHANGE: return sb_session__on_exchange(ch, m, err);
+    case SB_CLASS_QUEUE: return sb_session__on_queue(ch, m, err);
+    case SB_CLASS_BASIC: return sb_session__on_basic(ch, m, err);
+    case SB_CLASS_CONFIRM:
+    case SB_CLASS_TX: return sb_session__on_confirm_tx(ch, m, err);
+    default:
+        return sb_error_set(err, SB_COMMAND_INVALID, "unexpected method %s on a channel",
+                            sb_amqp_method_info_get(m->id)->name);
+    }
+}
+
+/* A frame for a channel that is not open: only channel.open is valid. */
+static void
+closed_channel_frame(sb_sconn *sc, const sb_amqp_frame *f, const sb_amqp_method *m)
+{
+    sb_error err = { 0 };
+    sb_amqp_method ok = { .id = SB_M_CHANNEL_OPEN_OK };
+
+    if (m != NULL && m->id == SB_M_CHANNEL_OPEN) {
+        if (f->channel > sc->channel_max) {
+            sb_error_set(&err, SB_CHANNEL_ERROR, "channel number %u exceeds channel_max %u",
+                         f->channel, sc->channel_max);
+            chan_fail(sc, NULL, SB_CHANNEL_ERROR, &err, m->id);
+            return;
+        }
+        sb_session__chan_new(sc, f->channel);
+        sb_session__send(sc, f->channel, &ok);
+        return;
+    }
+    sb_error_set(&err, SB_CHANNEL_ERROR, "expected 'channel.open'");
+    chan_fail(sc, NULL, SB_CHANNEL_ERROR, &err, m ? m->id : 0);
+}
+
+/* A channel we closed waits for close-ok; everything else is dropped. */
+static void
+closing_channel_frame(sb_chan *ch, const sb_amqp_method *m)
+{
+    sb_amqp_method ok = { .id = SB_M_CHANNEL_CLOSE_OK };
+
+    if (m == NULL)
+        return;
+    if (m->id == SB_M_CHANNEL_CLOSE) {
+        sb_session__send(ch->conn, ch->id, &ok);
+        sb_session__chan_free(ch);
+    } else if (m->id == SB_M_CHANNEL_CLOSE_OK) {
+        sb_session__chan_free(ch);
+    }
+}
+
+static int
+content_frame(sb_chan *ch, const sb_amqp_frame *f, sb_error *err)
+{
+    if (f->type == SB_AMQP_FRAME_HEADER) {
+        if (ch->ca != CA_HEADER)
+            return sb_error_set(err, SB_UNEXPECTED_FRAME,
+                                "expected method frame, got content header frame instead");
+        return sb_session__content_header(ch, f, err);
+    }
+    if (ch->ca != CA_BODY)
+        return sb_error_set(err, SB_UNEXPECTED_FRAME,
+                            ch->ca == CA_HEADER
+                                ? "expected content header for class 60, got content body frame instead"
+                                : "expected method frame, got content body frame instead");
+    return sb_session__content_body(ch, f, err);
+}
+
+void
+sb_session__chan_frame(sb_sconn *sc, const sb_amqp_frame *f)
+{
+    sb_chan *ch = f->channel < sc->nchans ? sc->chans[f->channel] : NULL;
+    sb_amqp_method m, *mp = NULL;
+    sb_error err = { 0 };
+    int rc;
+
+    if (f->type == SB_AMQP_FRAME_METHOD) {
+        rc = sb_amqp_method_decode(f->payload.p, f->payload.len, &m, &sc->arena);
+        if (rc < 0) {
+            if (rc == SB_AMQP_EUNKNOWN)
+                sb_error_set(&err, SB_COMMAND_INVALID, "unknown method");
+            else
+                sb_error_set(&err, SB_FRAME_ERROR, "malformed method frame");
+            chan_fail(sc, NULL, err.code, &err, 0);
+            return;
+        }
+        mp = &m;
+    }
+    if (ch == NULL) {
+        closed_channel_frame(sc, f, mp);
+        return;
+    }
+    if (ch->state == CH_CLOSING) {
+        closing_channel_frame(ch, mp);
+        return;
+    }
+    if (mp == NULL) {
+        rc = content_frame(ch, f, &err);
+        if (rc != 0)
+            chan_fail(sc, ch, rc, &err, SB_M_BASIC_PUBLISH);
+        return;
+    }
+    if (ch->ca != CA_NONE) {
+        sb_error_set(&err, SB_UNEXPECTED_FRAME,
+                     "expected content %s for class 60, got non content %s frame instead",
+                     ch->ca == CA_HEADER ? "header" : "body", ch->ca == CA_HEADER ? "header" : "body");
+        chan_fail(sc, ch, SB_UNEXPECTED_FRAME, &err, m.id);
+        return;
+    }
+    rc = dispatch(ch, &m, &err);
+    if (rc != 0)
+        chan_fail(sc, ch, rc, &err, m.id);
+}
+
+/* ---- publisher confirms ---- */
+
+void
+sb_session__confirm_ready(sb_chan *ch, uint64_t seq)
+{
+    ch->confirm_ready = seq;
+    if (!sb_list_linked(&ch->dirty_link))
+        sb_list_push_back(&ch->conn->confirm_dirty, &ch->dirty_link);
+}
+
+/* One basic.ack per channel per batch of input: multiple=true covers
+ * every publish up to the highest one routed. */
+void
+sb_session__flush_confirms(sb_sconn *sc)
+{
+    sb_list *it, *tmp;
+
+    sb_list_foreach_safe(it, tmp, &sc->confirm_dirty) {
+        sb_chan *ch = SB_CONTAINER_OF(it, sb_chan, dirty_link);
+        sb_amqp_method m = { .id = SB_M_BASIC_ACK };
+
+        sb_list_remove(&ch->dirty_link);
+        if (ch->confirm_ready <= ch->confirm_sent)
+            continue;
+        m.u.basic_ack.delivery_tag = ch->confirm_ready;
+        m.u.basic_ack.multiple = ch->confirm_ready - ch->confirm_sent > 1;
+        ch->confirm_sent = ch->confirm_ready;
+        sb_session__send(sc, ch->id, &m);
+    }
+}

@@ -1,0 +1,508 @@
+/* conn_amqp.c - one AMQP connection: protocol header, the start/tune/open
+ * handshake, frame splitting, heartbeats, and the close handshakes. */
+#include "session_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "../common/alloc.h"
+#include "../common/log.h"
+#include "auth.h"
+
+#define SB_VERSION "0.1.0"
+#define CLOSE_OK_TIMEOUT_MS 3000
+
+static void conn_closed(sb_conn *c, int err, void *ud);
+static size_t conn_data(sb_conn *c, const uint8_t *data, size_t len, void *ud);
+static void conn_drain(sb_conn *c, void *ud);
+
+static const sb_conn_ops amqp_conn_ops = {
+    .on_data = conn_data,
+    .on_close = conn_closed,
+    .on_drain = conn_drain,
+};
+
+void
+sb_session__send(sb_sconn *sc, uint16_t ch, const sb_amqp_method *m)
+{
+    sb_amqp_method_frame_encode(sb_conn_outbuf(sc->net), ch, m);
+    sc->last_send_ms = sb_loop_now(sc->srv->loop);
+}
+
+/* ---- connection.start ---- */
+
+static void
+put_bool(sb_amqp_entry *e, const char *key, bool v)
+{
+    e->key = sb_str_c(key);
+    e->v.kind = SB_FV_BOOL;
+    e->v.v.b = v;
+}
+
+static void
+put_str(sb_amqp_entry *e, const char *key, const char *v)
+{
+    e->key = sb_str_c(key);
+    e->v.kind = SB_FV_LONGSTR;
+    e->v.v.s = sb_str_c(v);
+}
+
+static void
+send_start(sb_sconn *sc)
+{
+    static const char *const caps[] = {
+        "publisher_confirms", "exchange_exchange_bindings", "basic.nack",
+        "consumer_cancel_notify", "connection.blocked", "consumer_priorities",
+        "authentication_failure_close", "per_consumer_qos", "direct_reply_to",
+    };
+    sb_amqp_entry cap[sizeof caps / sizeof caps[0]], props[7];
+    sb_amqp_method m = { .id = SB_M_CONNECTION_START };
+    sb_m_connection_start *s = &m.u.connection_start;
+    size_t i;
+
+    for (i = 0; i < sizeof caps / sizeof caps[0]; i++)
+        put_bool(&cap[i], caps[i], true);
+    props[0].key = sb_str_c("capabilities");
+    props[0].v.kind = SB_FV_TABLE;
+    props[0].v.v.t = (sb_amqp_table){ .n = (uint32_t)i, .e = cap };
+    put_str(&props[1], "cluster_name", "switchboard@localhost");
+    put_str(&props[2], "copyright", "Copyright (c) the Switchboard developers");
+    put_str(&props[3], "information", "Switchboard, a small AMQP 0-9-1 broker");
+    put_str(&props[4], "platform", "C");
+    put_str(&props[5], "product", "Switchboard");
+    put_str(&props[6], "version", SB_VERSION);
+    s->version_major = 0;
+    s->version_minor = 9;
+    s->server_properties = (sb_amqp_table){ .n = 7, .e = props };
+    s->mechanisms = sb_str_c("PLAIN AMQPLAIN");
+    s->locales = sb_str_c("en_US");
+    sb_session__send(sc, 0, &m);
+}
+
+/* ---- closing ---- */
+
+static void
+deadline_fired(sb_loop *l, sb_timer *t)
+{
+    sb_sconn *sc = t->arg;
+
+    if (sc->state == SC_CLOSING || sc->state == SC_CLOSED)
+        sb_log(SB_LOG_DEBUG, "amqp", "%s: no connection.close-ok in time", sb_conn_peer(sc->net));
+    else
+        sb_log(SB_LOG_WARN, "amqp", "%s: handshake timed out", sb_conn_peer(sc->net));
+    sc->state = SC_CLOSED;
+    sb_conn_abort(sc->net);
+}
+
+/* Sends connection.close and waits (bounded) for close-ok. Every channel
+ * is released at once, as RabbitMQ does. */
+static void
+conn_close_with(sb_sconn *sc, int code, const char *text, uint16_t class_id, uint16_t method_id)
+{
+    sb_amqp_method m = { .id = SB_M_CONNECTION_CLOSE };
+    char full[512];
+
+    if (sc->state == SC_CLOSING || sc->state == SC_CLOSED)
+        return;
+    snprintf(full, sizeof full, "%s - %s", sb_reply_name(code), text);
+    m.u.connection_close.reply_code = (uint16_t)code;
+    m.u.connection_close.reply_text = sb_str_make(full, strlen(full) > 255 ? 255 : strlen(full));
+    m.u.connection_close.class_id = class_id;
+    m.u.connection_close.method_id = method_id;
+    sb_session__send(sc, 0, &m);
+    for (size_t i = 0; i < sc->nchans; i++)
+        if (sc->chans[i] != NULL)
+            sb_session__chan_free(sc->chans[i]);
+    sc->state = SC_CLOSING;
+    sb_timer_stop(sc->srv->loop, &sc->hb_timer);
+    sb_timer_start(sc->srv->loop, &sc->deadline_timer, CLOSE_OK_TIMEOUT_MS);
+}
+
+void
+sb_session__conn_fail(sb_sconn *sc, int code, const sb_error *err)
+{
+    sb_log(SB_LOG_WARN, "amqp", "%s: closing connection: %s - %s", sb_conn_peer(sc->net),
+           sb_reply_name(code), err->text);
+    conn_close_with(sc, code, err->text, err->class_id, err->method_id);
+}
+
+static void
+fail(sb_sconn *sc, int code, uint32_t method, const char *fmt, const char *arg)
+{
+    sb_error err = { .class_id = (uint16_t)(method >> 16), .method_id = (uint16_t)method };
+
+    sb_error_set(&err, code, fmt, arg);
+    sb_session__conn_fail(sc, code, &err);
+}
+
+/* ---- heartbeats ---- */
+
+/* Fires every heartbeat interval: sends a heartbeat if we have been
+ * silent, and drops a peer silent for two intervals (as RabbitMQ). */
+static void
+heartbeat_tick(sb_loop *l, sb_timer *t)
+{
+    sb_sconn *sc = t->arg;
+    uint64_t now = sb_loop_now(l), iv = (uint64_t)sc->heartbeat * 1000u;
+
+    if (now - sc->last_recv_ms >= 2 * iv) {
+        sb_log(SB_LOG_WARN, "amqp", "%s: missed heartbeats from client, timeout: %us",
+               sb_conn_peer(sc->net), sc->heartbeat);
+        sc->state = SC_CLOSED;
+        sb_conn_abort(sc->net);
+        return;
+    }
+    if (now - sc->last_send_ms >= iv / 2) {
+        sb_amqp_heartbeat_encode(sb_conn_outbuf(sc->net));
+        sc->last_send_ms = now;
+    }
+    sb_timer_start(l, t, iv / 2 ? iv / 2 : 1);
+}
+
+/* ---- handshake ---- */
+
+static void
+on_start_ok(sb_sconn *sc, const sb_m_connection_start_ok *m)
+{
+    const sb_amqp_value *caps = sb_amqp_table_get(&m->client_properties, "capabilities");
+    sb_session_opts *o = &sc->srv->opts;
+    sb_amqp_method tune = { .id = SB_M_CONNECTION_TUNE };
+    sb_auth_result ar;
+
+    if (caps && caps->kind == SB_FV_TABLE) {
+        const sb_amqp_value *v = sb_amqp_table_get(&caps->v.t, "consumer_cancel_notify");
+        sc->cap_cancel_notify = v && v->kind == SB_FV_BOOL && v->v.b;
+        v = sb_amqp_table_get(&caps->v.t, "authentication_failure_close");
+        sc->cap_auth_failure_close = v && v->kind == SB_FV_BOOL && v->v.b;
+    }
+    ar = sb_auth_check(o, m->mechanism, m->response, sb_conn_peer_is_loopback(sc->net),
+                       sc->user, sizeof sc->user, &sc->arena);
+    if (ar != SB_AUTH_OK) {
+        char text[300];
+        sb_log(SB_LOG_WARN, "amqp", "%s: %s", sb_conn_peer(sc->net), sb_auth_describe(ar));
+        snprintf(text, sizeof text,
+                 "Login was refused using authentication mechanism %.*s. "
+                 "For details see the broker logfile.", SB_STR_ARGS(m->mechanism));
+        if (!sc->cap_auth_failure_close) {
+            sc->state = SC_CLOSED;
+            sb_conn_close(sc->net);
+            return;
+        }
+        fail(sc, SB_ACCESS_REFUSED, SB_M_CONNECTION_START_OK, "%s", text);
+        return;
+    }
+    tune.u.connection_tune.channel_max = o->channel_max;
+    tune.u.connection_tune.frame_max = o->frame_max;
+    tune.u.connection_tune.heartbeat = o->heartbeat;
+    sb_session__send(sc, 0, &tune);
+    sc->state = SC_AWAIT_TUNE_OK;
+}
+
+static void
+on_tune_ok(sb_sconn *sc, const sb_m_connection_tune_ok *m)
+{
+    sb_session_opts *o = &sc->srv->opts;
+    char why[128];
+
+    if (m->frame_max != 0 && m->frame_max < SB_AMQP_FRAME_MIN_SIZE) {
+        snprintf(why, sizeof why, "frame_max=%u < %u min size", m->frame_max,
+                 SB_AMQP_FRAME_MIN_SIZE);
+        fail(sc, SB_NOT_ALLOWED, SB_M_CONNECTION_TUNE_OK, "%s", why);
+        return;
+    }
+    if (m->frame_max > o->frame_max) {
+        snprintf(why, sizeof why, "frame_max=%u > %u max size", m->frame_max, o->frame_max);
+        fail(sc, SB_NOT_ALLOWED, SB_M_CONNECTION_TUNE_OK, "%s", why);
+        return;
+    }
+    if (m->channel_max > o->channel_max) {
+        snprintf(why, sizeof why, "channel_max=%u > %u max", m->channel_max, o->channel_max);
+        fail(sc, SB_NOT_ALLOWED, SB_M_CONNECTION_TUNE_OK, "%s", why);
+        return;
+    }
+    sc->frame_max = m->frame_max ? m->frame_max : o->frame_max;
+    sc->channel_max = m->channel_max ? m->channel_max : o->channel_max;
+    sc->heartbeat = m->heartbeat;
+    sc->state = SC_AWAIT_OPEN;
+}
+
+static void
+on_open(sb_sconn *sc, const sb_m_connection_open *m)
+{
+    sb_amqp_method ok = { .id = SB_M_CONNECTION_OPEN_OK };
+    char name[256];
+
+    sc->vhost = sb_broker_vhost(sc->srv->broker, m->virtual_host);
+    if (sc->vhost == NULL) {
+        snprintf(name, sizeof name, "%.*s", SB_STR_ARGS(m->virtual_host));
+        fail(sc, SB_NOT_ALLOWED, SB_M_CONNECTION_OPEN, "vhost %s not found", name);
+        return;
+    }
+    sb_session__send(sc, 0, &ok);
+    sc->state = SC_OPEN;
+    sb_timer_stop(sc->srv->loop, &sc->deadline_timer);
+    if (sc->heartbeat > 0)
+        sb_timer_start(sc->srv->loop, &sc->hb_timer, (uint64_t)sc->heartbeat * 500u);
+}
+
+static void
+conn_method_open_state(sb_sconn *sc, const sb_amqp_method *m)
+{
+    sb_amqp_method reply = { 0 };
+
+    switch (m->id) {
+    case SB_M_CONNECTION_CLOSE:
+        reply.id = SB_M_CONNECTION_CLOSE_OK;
+        sb_session__send(sc, 0, &reply);
+        for (size_t i = 0; i < sc->nchans; i++)
+            if (sc->chans[i] != NULL)
+                sb_session__chan_free(sc->chans[i]);
+        sc->state = SC_CLOSED;
+        sb_conn_close(sc->net);
+        break;
+    case SB_M_CONNECTION_UPDATE_SECRET:
+        reply.id = SB_M_CONNECTION_UPDATE_SECRET_OK;
+        sb_session__send(sc, 0, &reply);
+        break;
+    case SB_M_CONNECTION_BLOCKED:
+    case SB_M_CONNECTION_UNBLOCKED:
+        break;  /* a client telling us it is blocked: nothing to do */
+    default:
+        fail(sc, SB_COMMAND_INVALID, m->id, "unexpected method on channel 0: %s",
+             sb_amqp_method_info_get(m->id)->name);
+    }
+}
+
+/* A method on channel 0, by connection state. */
+static void
+conn_method(sb_sconn *sc, const sb_amqp_method *m)
+{
+    static const uint32_t expected[] = {
+        [SC_AWAIT_START_OK] = SB_M_CONNECTION_START_OK,
+        [SC_AWAIT_TUNE_OK] = SB_M_CONNECTION_TUNE_OK,
+        [SC_AWAIT_OPEN] = SB_M_CONNECTION_OPEN,
+    };
+
+    if (sc->state == SC_CLOSING) {
+        if (m->id == SB_M_CONNECTION_CLOSE_OK || m->id == SB_M_CONNECTION_CLOSE) {
+            if (m->id == SB_M_CONNECTION_CLOSE) {
+                sb_amqp_method ok = { .id = SB_M_CONNECTION_CLOSE_OK };
+                sb_session__send(sc, 0, &ok);
+            }
+            sc->state = SC_CLOSED;
+            sb_conn_close(sc->net);
+        }
+        return;
+    }
+    if (sc->state == SC_OPEN) {
+        conn_method_open_state(sc, m);
+        return;
+    }
+    if (m->id != expected[sc->state]) {
+        fail(sc, SB_COMMAND_INVALID, m->id, "expected %s",
+             sb_amqp_method_info_get(expected[sc->state])->name);
+        return;
+    }
+    if (m->id == SB_M_CONNECTION_START_OK)
+        on_start_ok(sc, &m->u.connection_start_ok);
+    else if (m->id == SB_M_CONNECTION_TUNE_OK)
+        on_tune_ok(sc, &m->u.connection_tune_ok);
+    else
+        on_open(sc, &m->u.connection_open);
+}
+
+/* ---- frames ---- */
+
+static int
+codec_error_code(int rc)
+{
+    return rc == SB_AMQP_EUNKNOWN ? SB_COMMAND_INVALID : SB_FRAME_ERROR;
+}
+
+static void
+handle_frame(sb_sconn *sc, const sb_amqp_frame *f)
+{
+    sb_amqp_method m;
+    int rc;
+
+    if (f->type == SB_AMQP_FRAME_HEARTBEAT)
+        return;
+    if (f->channel != 0) {
+        if (sc->state == SC_OPEN)
+            sb_session__chan_frame(sc, f);
+        else if (sc->state != SC_CLOSING)
+            fail(sc, SB_COMMAND_INVALID, 0, "%s", "channel frame before connection.open");
+        return;
+    }
+    if (f->type != SB_AMQP_FRAME_METHOD) {
+        fail(sc, SB_UNEXPECTED_FRAME, 0, "%s", "content frame on channel 0");
+        return;
+    }
+    rc = sb_amqp_method_decode(f->payload.p, f->payload.len, &m, &sc->arena);
+    if (rc < 0) {
+        if (sc->state != SC_CLOSING)
+            fail(sc, codec_error_code(rc), 0, "%s",
+                 rc == SB_AMQP_EUNKNOWN ? "unknown method" : "malformed method frame");
+        return;
+    }
+    conn_method(sc, &m);
+}
+
+/* Returns bytes consumed of the protocol header, or len when the
+ * connection is being closed because the header was wrong. */
+static size_t
+check_header(sb_sconn *sc, const uint8_t *data, size_t len)
+{
+    ssize_t n = sb_amqp_protocol_header_check(data, len);
+
+    if (n == 0)
+        return 0;
+    if (n < 0) {
+        sb_conn_write(sc->net, sb_amqp_protocol_header, sizeof sb_amqp_protocol_header);
+        sc->state = SC_CLOSED;
+        sb_conn_close(sc->net);
+        return len;
+    }
+    send_start(sc);
+    sc->state = SC_AWAIT_START_OK;
+    return (size_t)n;
+}
+
+static size_t
+conn_data(sb_conn *c, const uint8_t *data, size_t len, void *ud)
+{
+    sb_sconn *sc = ud;
+    size_t used = 0;
+
+    sc->last_recv_ms = sb_loop_now(sc->srv->loop);
+    if (sc->state == SC_AWAIT_HEADER) {
+        used = check_header(sc, data, len);
+        if (used == 0 || sc->state == SC_CLOSED)
+            return used;
+    }
+    while (used < len && sc->state != SC_CLOSED) {
+        sb_amqp_frame f;
+        ssize_t n = sb_amqp_frame_parse(data + used, len - used,
+                                        sc->state == SC_OPEN ? sc->frame_max : sc->srv->opts.frame_max,
+                                        &f);
+        if (n == 0)
+            break;
+        if (n < 0) {
+            fail(sc, SB_FRAME_ERROR, 0, "%s",
+                 n == SB_AMQP_ETOO_BIG ? "frame size exceeds the negotiated frame_max"
+                 : n == SB_AMQP_EFRAME_END ? "frame end octet is not 0xCE"
+                 : "unknown frame type");
+            sc->state = SC_CLOSED;  /* the stream cannot be resynchronised */
+            sb_conn_close(c);
+            return len;
+        }
+        used += (size_t)n;
+        handle_frame(sc, &f);
+        sb_arena_reset(&sc->arena);
+    }
+    sb_session__flush_confirms(sc);
+    return sc->state == SC_CLOSED ? len : used;
+}
+
+static void
+conn_drain(sb_conn *c, void *ud)
+{
+    sb_sconn *sc = ud;
+
+    for (size_t i = 0; i < sc->nchans; i++)
+        if (sc->chans[i] != NULL && sc->chans[i]->state == CH_OPEN)
+            sb_bchan_resume(sc->chans[i]->b);
+}
+
+static void
+conn_closed(sb_conn *c, int err, void *ud)
+{
+    sb_sconn *sc = ud;
+
+    for (size_t i = 0; i < sc->nchans; i++)
+        if (sc->chans[i] != NULL)
+            sb_session__chan_free(sc->chans[i]);
+    if (sc->has_exclusive && sc->vhost != NULL)
+        sb_vhost_drop_owner(sc->vhost, sc);
+    sb_timer_stop(sc->srv->loop, &sc->hb_timer);
+    sb_timer_stop(sc->srv->loop, &sc->deadline_timer);
+    sb_list_remove(&sc->link);
+    sc->srv->count--;
+    sb_arena_free(&sc->arena);
+    sb_buf_free(&sc->scratch);
+    sb_free(sc->chans);
+    sb_free(sc);
+}
+
+/* ---- the server ---- */
+
+sb_sessions *
+sb_sessions_new(sb_loop *loop, sb_broker *broker, const sb_session_opts *opts)
+{
+    sb_sessions *s = sb_calloc(1, sizeof *s);
+
+    s->loop = loop;
+    s->broker = broker;
+    s->opts = *opts;
+    sb_list_init(&s->conns);
+    return s;
+}
+
+void
+sb_sessions_accept(sb_listener *ls, sb_conn *c, void *arg)
+{
+    sb_sessions *s = arg;
+    sb_sconn *sc;
+
+    if (s->opts.max_connections && s->count >= s->opts.max_connections) {
+        sb_log(SB_LOG_WARN, "amqp", "%s: refused: connection limit %u reached", sb_conn_peer(c),
+               s->opts.max_connections);
+        sb_conn_abort(c);
+        return;
+    }
+    sc = sb_calloc(1, sizeof *sc);
+    sc->srv = s;
+    sc->net = c;
+    sc->id = ++s->next_id;
+    sc->state = SC_AWAIT_HEADER;
+    sc->frame_max = s->opts.frame_max;
+    sb_list_init(&sc->confirm_dirty);
+    sb_timer_init(&sc->hb_timer, heartbeat_tick, sc);
+    sb_timer_init(&sc->deadline_timer, deadline_fired, sc);
+    sb_timer_start(s->loop, &sc->deadline_timer, s->opts.handshake_timeout_ms);
+    sb_list_push_back(&s->conns, &sc->link);
+    s->count++;
+    sb_conn_set_ops(c, &amqp_conn_ops, sc);
+}
+
+void
+sb_sessions_shutdown(sb_sessions *s, const char *reason)
+{
+    sb_list *it, *tmp;
+
+    sb_list_foreach_safe(it, tmp, &s->conns) {
+        sb_sconn *sc = SB_CONTAINER_OF(it, sb_sconn, link);
+        if (sc->state == SC_OPEN) {
+            conn_close_with(sc, SB_CONNECTION_FORCED, reason, 0, 0);
+        } else if (sc->state != SC_CLOSED && sc->state != SC_CLOSING) {
+            sc->state = SC_CLOSED;
+            sb_conn_close(sc->net);
+        }
+    }
+}
+
+size_t
+sb_sessions_count(const sb_sessions *s)
+{
+    return s->count;
+}
+
+void
+sb_sessions_free(sb_sessions *s)
+{
+    sb_list *it, *tmp;
+
+    sb_list_foreach_safe(it, tmp, &s->conns)
+        sb_conn_abort(SB_CONTAINER_OF(it, sb_sconn, link)->net);
+    sb_free(s);
+}

@@ -1,0 +1,143 @@
+/* publish.c - basic.publish: content assembly (method, header, body
+ * frames) into one sb_msg, routing, mandatory returns, confirms, and the
+ * transaction buffer. The body is copied once, from the input buffer into
+ * the message; every queue and every delivery shares that copy. */
+#include "session_int.h"
+
+#include <string.h>
+
+#include "../common/alloc.h"
+
+int
+sb_session__publish_start(sb_chan *ch, const sb_m_basic_publish *p, sb_error *err)
+{
+    int rc;
+
+    if (p->immediate)
+        return sb_error_set(err, SB_NOT_IMPLEMENTED, "immediate=true");
+    if ((rc = sb_publish_check(ch->conn->vhost, p->exchange, err)) != 0)
+        return rc;
+    memcpy(ch->pub_exchange, p->exchange.p, p->exchange.len);
+    ch->pub_exchange_len = (uint16_t)p->exchange.len;
+    memcpy(ch->pub_rk, p->routing_key.p, p->routing_key.len);
+    ch->pub_rk_len = (uint16_t)p->routing_key.len;
+    ch->pub_mandatory = p->mandatory;
+    ch->ca = CA_HEADER;
+    if (ch->confirm)
+        ch->pub_seq++;
+    return 0;
+}
+
+static int
+publish_complete(sb_chan *ch, sb_error *err)
+{
+    sb_msg *m = ch->pub_msg;
+    int rc = 0;
+
+    ch->pub_msg = NULL;
+    ch->ca = CA_NONE;
+    if (ch->tx) {
+        sb_tx_op *op = sb_calloc(1, sizeof *op);
+        op->method = SB_M_BASIC_PUBLISH;
+        op->msg = m;  /* the transaction keeps our reference */
+        op->mandatory = ch->pub_mandatory;
+        sb_list_push_back(&ch->tx_ops, &op->link);
+        return 0;
+    }
+    rc = sb_session__route(ch, m, ch->pub_mandatory, err);
+    sb_msg_unref(m);
+    if (rc == 0 && ch->confirm)
+        sb_session__confirm_ready(ch, ch->pub_seq);
+    return rc;
+}
+
+int
+sb_session__content_header(sb_chan *ch, const sb_amqp_frame *f, sb_error *err)
+{
+    const sb_broker_limits *lim = sb_broker_limits_get(ch->conn->srv->broker);
+    sb_amqp_header h;
+
+    if (sb_amqp_header_decode(f->payload.p, f->payload.len, &h, &ch->conn->arena) < 0)
+        return sb_error_set(err, SB_FRAME_ERROR, "malformed content header frame");
+    if (h.class_id != SB_CLASS_BASIC)
+        return sb_error_set(err, SB_FRAME_ERROR, "content header for class %u, expected 60",
+                            h.class_id);
+    if (h.body_size > lim->max_message_bytes)
+        return sb_error_set(err, SB_PRECONDITION_FAILED,
+                            "message size %llu is larger than configured max size %llu",
+                            (unsigned long long)h.body_size,
+                            (unsigned long long)lim->max_message_bytes);
+    ch->pub_msg = sb_msg_new(h.props_raw, sb_str_make(ch->pub_exchange, ch->pub_exchange_len),
+                             sb_str_make(ch->pub_rk, ch->pub_rk_len), h.body_size,
+                             (h.props.flags & SB_PROP_DELIVERY_MODE) ? h.props.delivery_mode : 0,
+                             (h.props.flags & SB_PROP_PRIORITY) ? h.props.priority : 0);
+    if (ch->pub_msg == NULL)
+        return sb_error_set(err, SB_RESOURCE_ERROR, "out of memory for a %llu-byte message",
+                            (unsigned long long)h.body_size);
+    ch->ca = CA_BODY;
+    if (h.body_size == 0)
+        return publish_complete(ch, err);
+    return 0;
+}
+
+int
+sb_session__content_body(sb_chan *ch, const sb_amqp_frame *f, sb_error *err)
+{
+    sb_msg *m = ch->pub_msg;
+
+    if (f->payload.len > m->body_len - m->body_filled)
+        return sb_error_set(err, SB_FRAME_ERROR,
+                            "body frames carry more than the %llu bytes the header declared",
+                            (unsigned long long)m->body_len);
+    memcpy(m->body + m->body_filled, f->payload.p, f->payload.len);
+    m->body_filled += f->payload.len;
+    if (m->body_filled == m->body_len)
+        return publish_complete(ch, err);
+    return 0;
+}
+
+static void
+send_return(sb_chan *ch, sb_msg *m)
+{
+    sb_amqp_method r = { .id = SB_M_BASIC_RETURN };
+
+    r.u.basic_return.reply_code = SB_NO_ROUTE;
+    r.u.basic_return.reply_text = sb_str_c("NO_ROUTE");
+    r.u.basic_return.exchange = sb_msg_exchange(m);
+    r.u.basic_return.routing_key = sb_msg_rk(m);
+    sb_session__send_content(ch->conn, ch->id, &r, m);
+}
+
+int
+sb_session__route(sb_chan *ch, sb_msg *m, bool mandatory, sb_error *err)
+{
+    sb_amqp_props props;
+    const sb_amqp_table *headers = NULL;
+    sb_publish_result res;
+    sb_str raw = sb_msg_props(m);
+    int rc;
+
+    /* Headers are decoded only when present (bit 13 of the flags). */
+    if (raw.len >= 2 && (raw.p[0] & (SB_PROP_HEADERS >> 8))) {
+        if (sb_amqp_props_decode(raw.p, raw.len, &props, &ch->conn->arena) == 0)
+            headers = &props.headers;
+    }
+    if ((rc = sb_publish(ch->conn->vhost, m, headers, &res, err)) != 0)
+        return rc;
+    if (!res.routed && mandatory)
+        send_return(ch, m);
+    return 0;
+}
+
+void
+sb_session__tx_clear(sb_chan *ch)
+{
+    sb_list *it, *tmp;
+
+    sb_list_foreach_safe(it, tmp, &ch->tx_ops) {
+        sb_tx_op *op = SB_CONTAINER_OF(it, sb_tx_op, link);
+        sb_list_remove(&op->link);
+        sb_msg_unref(op->msg);
+        sb_free(op);
+    }
+}

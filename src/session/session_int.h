@@ -1,0 +1,134 @@
+/* session_int.h - structures shared by the files of src/session/ only. */
+#ifndef SB_SESSION_INT_H
+#define SB_SESSION_INT_H
+
+#include "session.h"
+
+#include "../amqp/amqp.h"
+#include "../common/arena.h"
+#include "../common/error.h"
+#include "../common/list.h"
+
+typedef struct sb_sconn sb_sconn;
+typedef struct sb_chan sb_chan;
+
+struct sb_sessions {
+    sb_loop *loop;
+    sb_broker *broker;
+    sb_session_opts opts;
+    sb_list conns;              /* sb_sconn.link */
+    size_t count;
+    uint64_t next_id;
+};
+
+typedef enum sb_sconn_state {
+    SC_AWAIT_HEADER,            /* protocol header not yet seen */
+    SC_AWAIT_START_OK,
+    SC_AWAIT_TUNE_OK,
+    SC_AWAIT_OPEN,
+    SC_OPEN,
+    SC_CLOSING,                 /* we sent connection.close; await close-ok */
+    SC_CLOSED,                  /* socket closing; ignore all input */
+} sb_sconn_state;
+
+struct sb_sconn {
+    sb_sessions *srv;
+    sb_conn *net;
+    sb_list link;
+    uint64_t id;
+    sb_sconn_state state;
+    sb_vhost *vhost;
+    char user[128];
+    uint16_t channel_max;
+    uint32_t frame_max;
+    uint16_t heartbeat;         /* negotiated seconds, 0 = off */
+    bool cap_cancel_notify;     /* client understands basic.cancel from us */
+    bool cap_auth_failure_close;
+    bool has_exclusive;         /* declared an exclusive queue at some point */
+    sb_chan **chans;            /* indexed by channel id; grown on demand */
+    size_t nchans;
+    sb_arena arena;             /* decoded frame data; reset per frame */
+    sb_timer hb_timer;
+    sb_timer deadline_timer;    /* handshake and close-ok deadlines */
+    uint64_t last_recv_ms, last_send_ms;
+    sb_list confirm_dirty;      /* channels with confirms to send */
+    sb_buf scratch;             /* temporary encodings */
+};
+
+typedef enum sb_chan_state { CH_OPEN, CH_CLOSING } sb_chan_state;
+
+typedef enum sb_content_state {
+    CA_NONE,                    /* no publish in progress */
+    CA_HEADER,                  /* basic.publish seen, expecting a header */
+    CA_BODY,                    /* header seen, expecting body frames */
+} sb_content_state;
+
+/* A publish or an acknowledgement held back by a transaction. */
+typedef struct sb_tx_op {
+    sb_list link;
+    uint32_t method;            /* SB_M_BASIC_PUBLISH / ACK / NACK / REJECT */
+    sb_msg *msg;                /* publish: one reference */
+    bool mandatory;
+    uint64_t tag;
+    bool multiple, requeue;
+} sb_tx_op;
+
+struct sb_chan {
+    sb_sconn *conn;
+    uint16_t id;
+    sb_chan_state state;
+    sb_bchan *b;
+    char last_queue[256];       /* for the empty queue name ("last declared") */
+    /* content assembly */
+    sb_content_state ca;
+    bool pub_mandatory;
+    uint16_t pub_exchange_len, pub_rk_len;
+    uint8_t pub_exchange[256], pub_rk[256];
+    sb_msg *pub_msg;
+    /* publisher confirms */
+    bool confirm;
+    uint64_t pub_seq;           /* last publish sequence number */
+    uint64_t confirm_sent;      /* highest sequence acked to the client */
+    uint64_t confirm_ready;     /* highest sequence ready to ack */
+    sb_list dirty_link;         /* in conn->confirm_dirty */
+    /* transactions */
+    bool tx;
+    sb_list tx_ops;             /* sb_tx_op */
+};
+
+/* conn_amqp.c */
+/* Sends a method frame on channel ch. */
+void sb_session__send(sb_sconn *sc, uint16_t ch, const sb_amqp_method *m);
+/* Closes the connection with code and err's text (hard error). */
+void sb_session__conn_fail(sb_sconn *sc, int code, const sb_error *err);
+/* Reply code for an error the codec returned. */
+
+/* chan.c */
+sb_chan *sb_session__chan_new(sb_sconn *sc, uint16_t id);
+void sb_session__chan_free(sb_chan *ch);
+/* Handles a frame for channel ch (method, header or body). */
+void sb_session__chan_frame(sb_sconn *sc, const sb_amqp_frame *f);
+/* Sends pending confirms of every dirty channel. */
+void sb_session__flush_confirms(sb_sconn *sc);
+void sb_session__confirm_ready(sb_chan *ch, uint64_t seq);
+
+/* The per-class handlers: return 0 or a reply code with err set. */
+int sb_session__on_exchange(sb_chan *ch, const sb_amqp_method *m, sb_error *err);
+int sb_session__on_queue(sb_chan *ch, const sb_amqp_method *m, sb_error *err);
+int sb_session__on_basic(sb_chan *ch, const sb_amqp_method *m, sb_error *err);
+int sb_session__on_confirm_tx(sb_chan *ch, const sb_amqp_method *m, sb_error *err);
+
+/* publish.c: content assembly and routing of basic.publish */
+int sb_session__publish_start(sb_chan *ch, const sb_m_basic_publish *p, sb_error *err);
+int sb_session__content_header(sb_chan *ch, const sb_amqp_frame *f, sb_error *err);
+int sb_session__content_body(sb_chan *ch, const sb_amqp_frame *f, sb_error *err);
+/* Routes one complete message (also used by tx.commit). */
+int sb_session__route(sb_chan *ch, sb_msg *m, bool mandatory, sb_error *err);
+void sb_session__tx_clear(sb_chan *ch);
+
+/* deliver.c */
+extern const sb_consumer_ops sb_session__consumer_ops;
+/* Encodes a method with content (deliver, get-ok, return) and its body. */
+void sb_session__send_content(sb_sconn *sc, uint16_t ch, const sb_amqp_method *m, sb_msg *msg);
+
+#endif /* SB_SESSION_INT_H */
