@@ -26,6 +26,7 @@ struct sb_listener {
     bool watching;              /* io is registered with epoll */
     bool accepting;             /* inside on_listen_fd: defer the free */
     bool closed;                /* sb_listener_close ran while accepting */
+    bool starved;               /* accept failed for resources; logged once */
     sb_accept_fn fn;
     void *arg;
     uint16_t port;
@@ -35,8 +36,10 @@ struct sb_listener {
 static void
 pause_accepting(sb_listener *ls, int err)
 {
-    sb_log(SB_LOG_WARN, "net", "accept on port %u: %s; pausing %d ms", ls->port,
-           strerror(-err), SB_NET__ACCEPT_PAUSE_MS);
+    if (!ls->starved)           /* once per episode, not every retry */
+        sb_log(SB_LOG_WARN, "net", "accept on port %u: %s; retrying every %d ms", ls->port,
+               strerror(-err), SB_NET__ACCEPT_PAUSE_MS);
+    ls->starved = true;
     if (ls->watching) {
         sb_io_stop(ls->loop, &ls->io);
         ls->watching = false;
@@ -75,6 +78,10 @@ accept_one(sb_listener *ls)
             return true;        /* that one connection is gone; go on */
         pause_accepting(ls, -err);
         return false;
+    }
+    if (ls->starved) {
+        sb_log(SB_LOG_INFO, "net", "accepting on port %u again", ls->port);
+        ls->starved = false;
     }
     if (sb_net__conn_new(ls->loop, fd, (struct sockaddr *)&ss, len, &c) < 0)
         return true;            /* conn_new logged and closed fd */

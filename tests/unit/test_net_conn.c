@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "common/alloc.h"
@@ -457,6 +458,95 @@ paused_reading_delivers_nothing_until_resumed_then_redelivers_kept_bytes(void **
 }
 
 static void
+a_reset_by_the_peer_reports_econnreset(void **state)
+{
+    fx *f = *state;
+    struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+    assert_int_equal(setsockopt(f->cli, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+    close(f->cli);              /* linger 0: RST instead of FIN */
+    f->cli = -1;
+    assert_true(run_until(f, closed, 2000));
+    assert_int_equal(f->close_err, -ECONNRESET);
+}
+
+static void
+a_small_referenced_write_is_copied_without_keeping_a_reference(void **state)
+{
+    fx *f = *state;
+    body b = { .data = sb_malloc(16) };
+
+    sb_rc_init(&b.rc, body_release);
+    memcpy(b.data, "0123456789abcdef", 16);
+    sb_conn_write_ref(f->srv, b.data, 16, &b.rc);
+    assert_int_equal(b.rc.refs, 1);
+    sb_rc_unref(&b.rc);
+    f->rx_budget = 1 << 20;
+    f->rx_want = 16;
+    assert_true(run_until(f, rx_full, 2000));
+    assert_memory_equal(f->rx.data, "0123456789abcdef", 16);
+}
+
+static void
+closing_gives_up_after_the_linger_time_if_the_peer_never_reads(void **state)
+{
+    fx *f = *state;
+    body b = { .data = sb_calloc(1, 16 << 20) };
+
+    sb_rc_init(&b.rc, body_release);
+    sb_conn_write_ref(f->srv, b.data, 16 << 20, &b.rc);
+    sb_rc_unref(&b.rc);
+    sb_conn_close(f->srv);
+    assert_true(run_until(f, closed, 8000));
+    assert_int_equal(f->close_err, -ETIMEDOUT);
+    assert_int_equal(b.released, 1);
+}
+
+typedef struct spin {
+    fx *f;
+    int iterations;
+} spin;
+
+static void
+count_iteration(sb_loop *l, void *arg)
+{
+    ((spin *)arg)->iterations++;
+}
+
+static void
+running_out_of_descriptors_pauses_accepting_instead_of_spinning(void **state)
+{
+    fx *f = *state;
+    struct rlimit old, low;
+    spin sp = { f, 0 };
+    sb_conn *first = f->srv;
+    int probe, cli2;
+
+    sb_loop_add_before_sleep(f->l, count_iteration, &sp);
+    cli2 = connect_client("127.0.0.1", sb_listener_port(f->ls));
+    probe = dup(0);             /* the lowest free descriptor */
+    assert_true(probe >= 0);
+    close(probe);
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = (rlim_t)probe;       /* accept4 now fails with EMFILE */
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    run_until(f, NULL, 250);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    assert_int_equal(f->accepts, 1);
+    assert_true(sp.iterations < 1000);  /* ~250 ticks, not a busy loop */
+    f->accepts = 0;
+    assert_true(run_until(f, accepted, 2000));  /* resumes after the pause */
+    assert_ptr_not_equal(f->srv, first);
+    sb_conn_abort(f->srv);
+    assert_true(run_until(f, closed, 2000));
+    close(cli2);
+    f->srv = first;             /* back to the fixture's one connection */
+    f->accepts = 1;
+    f->closes = 0;
+}
+
+static void
 an_ipv6_loopback_peer_is_bracketed_and_counts_as_loopback(void **state)
 {
     fx *f = fx_open("::1", ECHO);
@@ -532,6 +622,10 @@ main(void)
         T(aborting_from_inside_on_data_keeps_data_valid_until_it_returns),
         T(paused_reading_delivers_nothing_until_resumed_then_redelivers_kept_bytes),
         T(opening_a_listener_on_a_port_in_use_fails_with_eaddrinuse),
+        T(a_reset_by_the_peer_reports_econnreset),
+        T(a_small_referenced_write_is_copied_without_keeping_a_reference),
+        T(closing_gives_up_after_the_linger_time_if_the_peer_never_reads),
+        T(running_out_of_descriptors_pauses_accepting_instead_of_spinning),
         cmocka_unit_test(an_ipv6_loopback_peer_is_bracketed_and_counts_as_loopback),
         cmocka_unit_test(loopback_is_127_slash_8_and_ipv6_one_including_ipv4_mapped),
     };
