@@ -130,20 +130,22 @@ float_of(const sb_amqp_value *v)
     return v->kind == SB_FV_F32 ? (double)v->v.f32 : v->v.f64;
 }
 
-/* Erlang compares an integer and a float by exact value. */
+/* Erlang compares an integer and a float by exact value. (No floor():
+ * the broker does not link libm.) */
 static bool
 int_eq_float(const sb_amqp_value *i, double d)
 {
     bool neg;
-    uint64_t mag;
+    uint64_t mag, dm;
+    double ad = d < 0 ? -d : d;
 
-    if (!isfinite(d) || d != floor(d) || d <= -18446744073709551616.0 ||
-        d >= 18446744073709551616.0)
+    if (!isfinite(d) || ad >= 18446744073709551616.0)
+        return false;
+    dm = (uint64_t)ad;            /* truncates: exact only if ad is integral */
+    if ((double)dm != ad)
         return false;
     int_parts(i, &neg, &mag);
-    if (d < 0)
-        return neg && mag == (uint64_t)-d;
-    return !neg && mag == (uint64_t)d;
+    return mag == dm && (neg == (d < 0) || mag == 0);
 }
 
 static bool
