@@ -35,7 +35,7 @@
 #define SB_NET__READ_CHUNK ((size_t)64 * 1024)
 #define SB_NET__READS_PER_EVENT 4
 #define SB_NET__SEG_MAX ((size_t)256 * 1024)   /* tail buffer grows to this */
-#define SB_NET__SEG_KEEP ((size_t)16 * 1024)   /* keep an empty tail this big */
+#define SB_NET__SEG_KEEP ((size_t)4 * 1024)    /* keep an emptied tail this big */
 #define SB_NET__REF_COPY_MAX 256               /* smaller ref writes are copied */
 #define SB_NET__LINGER_MS 5000
 
@@ -583,7 +583,6 @@ sb_net__conns_reap(sb_loop *l)
         sb_list_remove(it);
         if (c->ops != NULL && c->ops->on_close != NULL)
             c->ops->on_close(c, c->close_err, c->ud);
-        drop_output(c);         /* in case on_close queued into discard */
         sb_buf_free(&c->in);
         sb_buf_free(&c->discard);
         sb_free(c);

@@ -20,6 +20,9 @@ typedef struct sb_loop sb_loop;
 
 /* Returns 0 and sets *out, or -errno. */
 int sb_loop_new(sb_loop **out);
+/* Not from inside sb_loop_run. Closes the listeners still open and
+ * aborts the connections still open (their on_close runs, err
+ * -ECANCELED); armed timers and raw sb_io watchers are just forgotten. */
 void sb_loop_free(sb_loop *l);
 /* Runs until sb_loop_stop. Each iteration: run due timers, run the
  * before-sleep hooks (in registration order; connection flushes run after
@@ -40,7 +43,9 @@ void sb_loop_wake(sb_loop *l);
 void sb_loop_set_wake_handler(sb_loop *l, sb_hook_fn fn, void *arg);
 
 /* Installs handlers so SIGINT/SIGTERM call fn on the loop thread
- * (signalfd). SIGPIPE is ignored. Returns 0 or -errno. */
+ * (signalfd). SIGPIPE is ignored. Returns 0 or -errno. The signals are
+ * blocked in the calling thread only: call this before starting helper
+ * threads so they inherit the mask. sb_loop_free restores the mask. */
 int sb_loop_on_signal(sb_loop *l, sb_hook_fn fn, void *arg);
 
 /* ---- raw fd watching ---- */
@@ -84,9 +89,10 @@ typedef struct sb_conn_ops {
      * sb_conn_pause_read; no further on_data follows the first two, and
      * c and data stay valid until the callback returns. */
     size_t (*on_data)(sb_conn *c, const uint8_t *data, size_t len, void *ud);
-    /* The connection is gone: peer closed (err 0), an error (-errno), or
-     * after sb_conn_close finished flushing. Called once; the sb_conn is
-     * freed right after it returns. */
+    /* The connection is gone: peer closed (err 0; output still queued is
+     * dropped), an error (-errno), or after sb_conn_close finished
+     * flushing. Called once, from the loop; the sb_conn is freed right
+     * after it returns. Writes from inside it are discarded. */
     void (*on_close)(sb_conn *c, int err, void *ud);
     /* Optional: the output queue fell below the low-water mark after
      * having been above the high-water mark (for flow control). */
@@ -125,7 +131,9 @@ void sb_conn_close(sb_conn *c);
  * loop calls it once control returns there, so a caller's state stays
  * valid until its callback returns. */
 void sb_conn_abort(sb_conn *c);
-/* Pauses/resumes reading (for connection.blocked and backpressure). */
+/* Pauses/resumes reading (for connection.blocked and backpressure).
+ * Bytes already buffered but unconsumed are offered again (from the
+ * loop) after a resume, without waiting for new input. */
 void sb_conn_pause_read(sb_conn *c, bool pause);
 void sb_conn_set_ud(sb_conn *c, void *ud);
 void *sb_conn_ud(const sb_conn *c);
@@ -139,8 +147,10 @@ sb_loop *sb_conn_loop(const sb_conn *c);
 /* ---- listeners ---- */
 typedef struct sb_listener sb_listener;
 /* Called for each accepted connection; set its ops and ud with
- * sb_conn_set_ops before returning, or sb_conn_abort it. */
+ * sb_conn_set_ops before returning, or sb_conn_abort it (a connection
+ * left without ops is aborted). */
 typedef void (*sb_accept_fn)(sb_listener *ls, sb_conn *c, void *arg);
+/* ops is borrowed and must outlive the connection (normally static). */
 void sb_conn_set_ops(sb_conn *c, const sb_conn_ops *ops, void *ud);
 
 /* Binds addr:port (addr is an IPv4 or IPv6 literal, e.g. "127.0.0.1",
@@ -150,6 +160,8 @@ void sb_conn_set_ops(sb_conn *c, const sb_conn_ops *ops, void *ud);
 int sb_listener_open(sb_loop *l, const char *addr, uint16_t port, sb_accept_fn fn,
                      void *arg, sb_listener **out);
 uint16_t sb_listener_port(const sb_listener *ls);
+/* Stops accepting and frees ls (also from inside its accept callback);
+ * connections already accepted are unaffected. */
 void sb_listener_close(sb_listener *ls);
 
 #endif /* SB_NET_H */
