@@ -366,3 +366,60 @@ def connect(broker, **handshake_kw):
     c = RawConnection(broker.host, broker.port)
     c.handshake(**handshake_kw)
     return c
+
+
+# ----------------------------------------------------------------------------- content
+
+BASIC_GET = (60, 70)
+BASIC_GET_OK = (60, 71)
+BASIC_GET_EMPTY = (60, 72)
+CONFIRM_SELECT = (85, 10)
+CONFIRM_SELECT_OK = (85, 11)
+BASIC_ACK = (60, 80)
+
+# basic property flags, in wire order (bit 15 first)
+PROPERTY_FLAGS = [
+    ("content_type", 1 << 15), ("content_encoding", 1 << 14), ("headers", 1 << 13),
+    ("delivery_mode", 1 << 12), ("priority", 1 << 11), ("correlation_id", 1 << 10),
+    ("reply_to", 1 << 9), ("expiration", 1 << 8), ("message_id", 1 << 7),
+    ("timestamp", 1 << 6), ("type", 1 << 5), ("user_id", 1 << 4), ("app_id", 1 << 3),
+    ("cluster_id", 1 << 2),
+]
+
+
+def publish_frames(channel, exchange, routing_key, body, flags=0, props=b"",
+                   frame_max=131072, mandatory=False):
+    """The frames of one basic.publish: method, content header (flags + encoded props as
+    given) and as many body frames as frame_max requires."""
+    out = method_frame(channel, BASIC_PUBLISH, short(0) + shortstr(exchange)
+                       + shortstr(routing_key) + octet(1 if mandatory else 0))
+    out += content_header_frame(channel, len(body), flags=flags, props=props)
+    step = frame_max - 8
+    for i in range(0, len(body), step):
+        out += body_frame(channel, body[i:i + step])
+    return out
+
+
+def read_content(conn, timeout=None):
+    """After a basic.deliver / basic.get-ok / basic.return: (header_frame, [body_frames])."""
+    header = conn.read_method(timeout)
+    assert header.type == FRAME_HEADER, header
+    size = struct.unpack(">Q", header.payload[4:12])[0]
+    frames, got = [], 0
+    while got < size:
+        f = conn.read_method(timeout)
+        assert f.type == FRAME_BODY, f
+        frames.append(f)
+        got += len(f.payload)
+    return header, frames
+
+
+def basic_get(conn, channel, queue, no_ack=True, timeout=None):
+    """One basic.get: (get_ok_frame, header_frame, [body_frames]) or None when empty."""
+    conn.send_method(channel, BASIC_GET, short(0) + shortstr(queue) + octet(1 if no_ack else 0))
+    f = conn.read_method(timeout)
+    if f.method == BASIC_GET_EMPTY:
+        return None
+    assert f.method == BASIC_GET_OK, f
+    header, bodies = read_content(conn, timeout)
+    return f, header, bodies
