@@ -443,6 +443,8 @@ class Run:
 def fmt(v, unit):
     if v is None:
         return "n/a"
+    if unit == "µs" and v < 100:
+        return f"{v:.1f}"
     if unit in ("msgs/s", "µs", "B"):
         return f"{v:,.0f}"
     if unit in ("MiB", "ms"):
