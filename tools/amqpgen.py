@@ -88,6 +88,9 @@ def load(path):
     domains = {name: typ for name, typ in spec["domains"]}
     classes = [(c["name"], c["id"]) for c in spec["classes"]]
     methods = [Method(c, m, domains) for c in spec["classes"] for m in c["methods"]]
+    ids = {(m.class_id, m.id) for m in methods}
+    if len(ids) != len(methods) or len({m.enum for m in methods}) != len(methods):
+        raise SystemExit(f"amqpgen: duplicate method id or name in {path}")
     return classes, methods
 
 
