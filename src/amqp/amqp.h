@@ -200,6 +200,18 @@ void sb_amqp_props_encode(sb_buf *b, const sb_amqp_props *p);
 void sb_amqp_header_frame_encode(sb_buf *b, uint16_t channel, uint16_t class_id,
                                  uint64_t body_size, sb_str props_raw);
 
+/* ---- values as RabbitMQ's error texts print them (erlfmt.c) ---- */
+/* Writes v as RabbitMQ's ~tp prints the decoded value (<<"foo">>, 23,
+ * true, [{<<"k">>,long,1}], ...) into buf, NUL-terminated, truncated to
+ * len. Floats use the shortest round-trip digits in Erlang's notation
+ * (1.5, 1.0e20); ~tp's line wrapping of long terms is not reproduced. */
+void sb_amqp_fmt_term(char *buf, size_t len, const sb_amqp_value *v);
+/* The type atom rabbit_binary_parser gives a kind ("longstr", "long",
+ * "signedint", ...). */
+const char *sb_amqp_fmt_type(uint8_t kind);
+/* Bytes as an Erlang binary: <<"abc">> or <<0,20,0>>. */
+void sb_amqp_fmt_binary(char *buf, size_t len, sb_str bytes);
+
 /* ---- methods (generated: methods_gen.h) ---- */
 #include "methods_gen.h"
 

@@ -213,8 +213,8 @@ sb_bchan_resume(sb_bchan *ch)
 
 /* ---- consumers ---- */
 
-static void
-generate_tag(sb_bchan *ch, char *out, size_t len)
+void
+sb_broker__generate_ctag(sb_bchan *ch, char *out, size_t len)
 {
     static const char b64[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -267,6 +267,8 @@ sb_bchan_consume(sb_bchan *ch, const sb_consume_req *r, char *tag_out, sb_consum
     sb_consumer *c;
     int rc;
 
+    if (sb_str_eq_c(r->queue, SB_REPLY_TO_QUEUE))
+        return sb_broker__reply_consume(ch, r, tag_out, out, err);
     if (q == NULL)
         return sb_error_set(err, SB_NOT_FOUND, "no queue '%.*s' in vhost '%s'",
                             SB_STR_ARGS(r->queue), ch->vhost->name);
@@ -276,7 +278,7 @@ sb_bchan_consume(sb_bchan *ch, const sb_consume_req *r, char *tag_out, sb_consum
         snprintf(tag_out, 256, "%.*s", SB_STR_ARGS(r->tag));
     else
         do
-            generate_tag(ch, tag_out, 256);
+            sb_broker__generate_ctag(ch, tag_out, 256);
         while (sb_map_get(&ch->consumer_tags, sb_str_c(tag_out)) != NULL);
     c = sb_calloc(1, sizeof *c);
     c->queue = q;
@@ -304,7 +306,8 @@ void
 sb_consumer_start(sb_consumer *c)
 {
     c->started = true;
-    sb_broker__queue_dispatch(c->queue);
+    if (c->queue != NULL)
+        sb_broker__queue_dispatch(c->queue);
 }
 
 sb_str
@@ -349,7 +352,10 @@ sb_bchan_cancel(sb_bchan *ch, sb_str tag)
 
     if (c == NULL)
         return false;
-    sb_broker__consumer_free(c, false);
+    if (c == ch->reply)
+        sb_broker__reply_cancel(ch);
+    else
+        sb_broker__consumer_free(c, false);
     return true;
 }
 
@@ -392,6 +398,7 @@ sb_bchan_free(sb_bchan *ch)
 
     if (ch == NULL)
         return;
+    sb_broker__reply_cancel(ch);
     sb_list_foreach_safe(it, tmp, &ch->consumers)
         sb_broker__consumer_free(SB_CONTAINER_OF(it, sb_consumer, clink), false);
     if (!sb_list_empty(&ch->unacked))

@@ -81,6 +81,7 @@ sb_broker_free(sb_broker *b)
     while (sb_map_next(&b->vhosts, &it, NULL, &val))
         vhost_free(val);
     sb_map_free(&b->vhosts);
+    sb_map_free(&b->reply_consumers);
     sb_free(b);
 }
 

@@ -189,6 +189,13 @@ int sb_bchan_ack(sb_bchan *ch, uint64_t tag, bool multiple, sb_error *err);
 int sb_bchan_nack(sb_bchan *ch, uint64_t tag, bool multiple, bool requeue, sb_error *err);
 /* basic.recover / recover-async: requeue (or redeliver) all unacked. */
 int sb_bchan_recover(sb_bchan *ch, bool requeue, sb_error *err);
+/* Direct reply-to: the pseudo-queue a caller consumes (no-ack) and names
+ * in reply_to; sb_bchan_consume accepts it as a queue name. */
+#define SB_REPLY_TO_QUEUE "amq.rabbitmq.reply-to"
+/* The address to put in reply_to for a request published on ch, or NULL
+ * when ch has no direct reply-to consumer. Valid while the consumer is. */
+const char *sb_bchan_reply_address(const sb_bchan *ch);
+
 /* channel.flow: active=false pauses deliveries on this channel. */
 void sb_bchan_flow(sb_bchan *ch, bool active);
 /* The client can take more again (its output drained): resume dispatch. */

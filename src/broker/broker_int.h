@@ -11,6 +11,7 @@
 struct sb_broker {
     sb_broker_limits lim;
     sb_map vhosts;          /* name -> sb_vhost */
+    sb_map reply_consumers; /* direct reply-to address -> sb_consumer */
     uint64_t name_seq;      /* for generated names */
 };
 
@@ -137,7 +138,19 @@ struct sb_bchan {
     sb_list consumers;      /* sb_consumer.clink */
     sb_map consumer_tags;   /* tag -> sb_consumer */
     uint64_t ctag_seq;
+    sb_consumer *reply;     /* direct reply-to consumer (queue NULL) */
+    char reply_address[64]; /* amq.rabbitmq.reply-to.<token> */
 };
+
+/* args.c: declare arguments, checked as RabbitMQ checks them */
+int sb_broker__queue_args_check(const char *qname, const char *vhost, const sb_amqp_table *args,
+                                sb_error *err);
+int sb_broker__queue_args_equivalent(const char *name, const char *vhost,
+                                     const sb_amqp_table *cur, const sb_amqp_table *got,
+                                     sb_error *err);
+int sb_broker__exchange_args_equivalent(const char *name, const char *vhost,
+                                        const sb_amqp_table *cur, const sb_amqp_table *got,
+                                        sb_error *err);
 
 /* exchange.c */
 sb_exchange *sb_broker__exchange_new(sb_vhost *v, sb_str name, const sb_xtype *type,
@@ -164,10 +177,19 @@ void sb_broker__queue_consumer_gone(sb_queue *q);
 void sb_broker__qentry_free(sb_qentry *e);
 int sb_broker__queue_access(sb_queue *q, const void *owner, sb_error *err);
 
+/* replyto.c */
+int sb_broker__reply_consume(sb_bchan *ch, const sb_consume_req *r, char *tag_out,
+                             sb_consumer **out, sb_error *err);
+void sb_broker__reply_cancel(sb_bchan *ch);
+/* Delivers m to the caller at address rk; false if it has gone. */
+bool sb_broker__reply_route(sb_broker *b, sb_str rk, sb_msg *m);
+
 /* bchan.c */
 /* Records a delivery on ch and hands it to c (c may be NULL for get). */
 uint64_t sb_broker__bchan_track(sb_bchan *ch, sb_queue *q, sb_consumer *c, sb_qentry *e);
 bool sb_broker__consumer_has_credit(const sb_consumer *c);
+/* A new, unused server consumer tag "amq.ctag-..." in out. */
+void sb_broker__generate_ctag(sb_bchan *ch, char *out, size_t len);
 void sb_broker__consumer_free(sb_consumer *c, bool notify);
 
 #endif /* SB_BROKER_INT_H */

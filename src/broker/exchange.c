@@ -118,7 +118,7 @@ check_equivalent(sb_vhost *v, const sb_exchange *x, const sb_exchange_decl *d, s
         return inequivalent(v, d->name, "auto_delete", tf(d->auto_delete), tf(x->auto_delete), err);
     if (d->internal != x->internal)
         return inequivalent(v, d->name, "internal", tf(d->internal), tf(x->internal), err);
-    return 0;
+    return sb_broker__exchange_args_equivalent(x->name, v->name, &x->args.t, d->args, err);
 }
 
 int
@@ -127,23 +127,20 @@ sb_exchange_declare(sb_vhost *v, const sb_exchange_decl *d, sb_error *err)
     sb_exchange *x = sb_broker__exchange_find(v, d->name);
     const sb_xtype *type;
 
-    if (d->passive) {
-        if (x == NULL)
-            return not_found(v, d->name, err);
-        return 0;
-    }
     if (d->name.len == 0)
         return sb_error_set(err, SB_ACCESS_REFUSED, "operation not permitted on the default exchange");
-    if (sb_str_has_prefix(d->name, "amq."))
-        return sb_error_set(err, SB_ACCESS_REFUSED,
-                            "exchange name '%.*s' contains reserved prefix 'amq.*'",
-                            SB_STR_ARGS(d->name));
+    if (d->passive)
+        return x == NULL ? not_found(v, d->name, err) : 0;
     type = sb_xtype_find(d->type);
     if (type == NULL)
         return sb_error_set(err, SB_COMMAND_INVALID, "unknown exchange type '%.*s'",
                             SB_STR_ARGS(d->type));
     if (x != NULL)
         return check_equivalent(v, x, d, err);
+    if (sb_str_has_prefix(d->name, "amq."))
+        return sb_error_set(err, SB_ACCESS_REFUSED,
+                            "exchange name '%.*s' contains reserved prefix 'amq.*'",
+                            SB_STR_ARGS(d->name));
     sb_broker__exchange_new(v, d->name, type, d->durable, d->auto_delete, d->internal, d->args);
     return 0;
 }
@@ -153,12 +150,16 @@ sb_exchange_delete(sb_vhost *v, sb_str name, bool if_unused, sb_error *err)
 {
     sb_exchange *x;
 
-    if (name.len == 0 || sb_str_has_prefix(name, "amq."))
+    if (name.len == 0)
         return sb_error_set(err, SB_ACCESS_REFUSED, "operation not permitted on the default exchange");
     x = sb_broker__exchange_find(v, name);
     if (x == NULL)
-        return not_found(v, name, err);
-    if (if_unused && (!sb_list_empty(&x->bindings_out) || !sb_list_empty(&x->bindings_in)))
+        return 0;  /* RabbitMQ: deleting a missing exchange succeeds */
+    if (x->builtin)
+        return sb_error_set(err, SB_ACCESS_REFUSED,
+                            "deletion of system exchange '%s' in vhost '%s' not allowed", x->name,
+                            v->name);
+    if (if_unused && !sb_list_empty(&x->bindings_out))
         return sb_error_set(err, SB_PRECONDITION_FAILED, "exchange '%.*s' in vhost '%s' in use",
                             SB_STR_ARGS(name), v->name);
     exchange_remove(x);
@@ -302,6 +303,10 @@ sb_publish(sb_vhost *v, sb_msg *m, const sb_amqp_table *headers, sb_publish_resu
         return rc;
     x = sb_broker__exchange_find(v, xname);
     out->n = 0;
+    if (xname.len == 0 && sb_str_has_prefix(key, SB_REPLY_TO_QUEUE ".")) {
+        res->routed = sb_broker__reply_route(v->broker, key, m);
+        return 0;
+    }
     if (xname.len == 0) {
         /* The default exchange binds every queue by its name implicitly. */
         sb_queue *q = sb_broker__queue_find(v, key);

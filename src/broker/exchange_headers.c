@@ -397,15 +397,15 @@ headers_check_args(const sb_amqp_table *args, char *err_text, size_t err_len)
         for (int m = HX_ALL; m <= HX_ANY_WITH_X; m++)
             if (sb_str_eq_c(v->v.s, hx_names[m]))
                 return 0;
-        sb_broker__fmt_term(term, sizeof term, v);
+        sb_amqp_fmt_term(term, sizeof term, v);
         snprintf(err_text, err_len,
                  "Invalid x-match field value %s; expected all, any, all-with-x, or any-with-x",
                  term);
         return SB_PRECONDITION_FAILED;
     }
-    sb_broker__fmt_term(term, sizeof term, v);
+    sb_amqp_fmt_term(term, sizeof term, v);
     snprintf(err_text, err_len, "Invalid x-match field type %s (value %s); expected longstr",
-             sb_broker__fmt_type(v->kind), term);
+             sb_amqp_fmt_type(v->kind), term);
     return SB_PRECONDITION_FAILED;
 }
 

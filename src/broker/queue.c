@@ -77,11 +77,7 @@ check_equivalent(sb_queue *q, const sb_queue_decl *d, sb_error *err)
         return inequivalent(q, "durable", d->durable, q->durable, err);
     if (d->auto_delete != q->auto_delete)
         return inequivalent(q, "auto_delete", d->auto_delete, q->auto_delete, err);
-    if (!sb_broker__table_same(d->args, &q->args.t))
-        return sb_error_set(err, SB_PRECONDITION_FAILED,
-                            "inequivalent arguments for queue '%s' in vhost '%s'", q->name,
-                            q->vhost->name);
-    return 0;
+    return sb_broker__queue_args_equivalent(q->name, q->vhost->name, &q->args.t, d->args, err);
 }
 
 static sb_queue *
@@ -118,7 +114,7 @@ fill_info(const sb_queue *q, sb_queue_info *out)
 int
 sb_queue_declare(sb_vhost *v, const sb_queue_decl *d, sb_queue_info *out, sb_error *err)
 {
-    char gen[64];
+    char gen[64], text[256];
     sb_str name = d->name;
     sb_queue *q;
     int rc;
@@ -140,6 +136,9 @@ sb_queue_declare(sb_vhost *v, const sb_queue_decl *d, sb_queue_info *out, sb_err
                             "queue name '%.*s' contains reserved prefix 'amq.*'",
                             SB_STR_ARGS(name));
     }
+    snprintf(text, sizeof text, "%.*s", SB_STR_ARGS(name));
+    if ((rc = sb_broker__queue_args_check(text, v->name, d->args, err)) != 0)
+        return rc;
     q = sb_broker__queue_find(v, name);
     if (q != NULL) {
         if ((rc = sb_broker__queue_access(q, d->owner, err)) != 0)
@@ -225,7 +224,7 @@ sb_queue_delete(sb_vhost *v, sb_str name, const void *owner, bool if_unused, boo
         return sb_error_set(err, SB_PRECONDITION_FAILED, "queue '%s' in vhost '%s' in use",
                             q->name, v->name);
     if (if_empty && q->ready_count > 0)
-        return sb_error_set(err, SB_PRECONDITION_FAILED, "queue '%s' in vhost '%s' is not empty",
+        return sb_error_set(err, SB_PRECONDITION_FAILED, "queue '%s' in vhost '%s' not empty",
                             q->name, v->name);
     *count = q->ready_count;
     sb_broker__queue_destroy(q, true);
@@ -257,9 +256,11 @@ sb_queue_bind(sb_vhost *v, sb_str queue, sb_str exchange, sb_str key, const sb_a
 
     if (exchange.len == 0)
         return sb_error_set(err, SB_ACCESS_REFUSED, "operation not permitted on the default exchange");
+    x = sb_broker__exchange_find(v, exchange);
+    if (unbind && (q == NULL || x == NULL))
+        return 0;  /* RabbitMQ: unbinding what does not exist succeeds */
     if (q == NULL)
         return queue_not_found(v, queue, err);
-    x = sb_broker__exchange_find(v, exchange);
     if (x == NULL)
         return sb_error_set(err, SB_NOT_FOUND, "no exchange '%.*s' in vhost '%s'",
                             SB_STR_ARGS(exchange), v->name);

@@ -80,17 +80,6 @@ void sb_broker__sink_init(sb_broker__sink *s, sb_dest_vec *out);
 void sb_broker__sink_add(sb_broker__sink *s, void *dest);
 void sb_broker__sink_done(sb_broker__sink *s);
 
-/* ---- Erlang term text, for RabbitMQ's error messages ---- */
-
-/* Writes v as RabbitMQ's ~tp prints the decoded value (<<"foo">>, 23,
- * true, [{<<"k">>,long,1}], ...) into buf, NUL-terminated, truncated to
- * len. Floats use the shortest round-trip digits in Erlang's notation
- * (1.5, 1.0e20); ~tp's line wrapping of long terms is not reproduced. */
-void sb_broker__fmt_term(char *buf, size_t len, const sb_amqp_value *v);
-/* The type atom rabbit_binary_parser gives a kind ("longstr", "long",
- * "signedint", ...). */
-const char *sb_broker__fmt_type(uint8_t kind);
-
 /* ---- debug counters for tests ---- */
 
 /* Trie nodes the last topic route on index visited. */

@@ -180,21 +180,37 @@ closing_channel_frame(sb_chan *ch, const sb_amqp_method *m)
     }
 }
 
-static int
-content_frame(sb_chan *ch, const sb_amqp_frame *f, sb_error *err)
+/* RabbitMQ's texts for a frame out of the method-header-body sequence. */
+static const char *
+sequence_error(sb_content_state ca)
 {
-    if (f->type == SB_AMQP_FRAME_HEADER) {
-        if (ch->ca != CA_HEADER)
+    switch (ca) {
+    case CA_HEADER:
+        return "expected content header for class 60, got non content header frame instead";
+    case CA_BODY:
+        return "expected content body, got non content body frame instead";
+    default:
+        return "expected method frame, got non method frame instead";
+    }
+}
+
+/* A header or body frame. Returns 0, or a reply code with err set and
+ * *method set to the method to name in the close. */
+static int
+content_frame(sb_chan *ch, const sb_amqp_frame *f, sb_error *err, uint32_t *method)
+{
+    *method = ch->ca == CA_NONE ? 0 : SB_M_BASIC_PUBLISH;
+    if (f->type == SB_AMQP_FRAME_HEADER && ch->ca == CA_HEADER) {
+        uint16_t cls = f->payload.len >= 2 ? (uint16_t)(f->payload.p[0] << 8 | f->payload.p[1]) : 0;
+        if (cls != SB_CLASS_BASIC)
             return sb_error_set(err, SB_UNEXPECTED_FRAME,
-                                "expected method frame, got content header frame instead");
+                                "expected content header for class 60, got one for class %u instead",
+                                cls);
         return sb_session__content_header(ch, f, err);
     }
-    if (ch->ca != CA_BODY)
-        return sb_error_set(err, SB_UNEXPECTED_FRAME,
-                            ch->ca == CA_HEADER
-                                ? "expected content header for class 60, got content body frame instead"
-                                : "expected method frame, got content body frame instead");
-    return sb_session__content_body(ch, f, err);
+    if (f->type == SB_AMQP_FRAME_BODY && ch->ca == CA_BODY)
+        return sb_session__content_body(ch, f, err);
+    return sb_error_set(err, SB_UNEXPECTED_FRAME, "%s", sequence_error(ch->ca));
 }
 
 void
@@ -208,11 +224,7 @@ sb_session__chan_frame(sb_sconn *sc, const sb_amqp_frame *f)
     if (f->type == SB_AMQP_FRAME_METHOD) {
         rc = sb_amqp_method_decode(f->payload.p, f->payload.len, &m, &sc->arena);
         if (rc < 0) {
-            if (rc == SB_AMQP_EUNKNOWN)
-                sb_error_set(&err, SB_COMMAND_INVALID, "unknown method");
-            else
-                sb_error_set(&err, SB_FRAME_ERROR, "malformed method frame");
-            chan_fail(sc, NULL, err.code, &err, 0);
+            sb_session__decode_error(sc, f->payload, rc);
             return;
         }
         mp = &m;
@@ -226,16 +238,15 @@ sb_session__chan_frame(sb_sconn *sc, const sb_amqp_frame *f)
         return;
     }
     if (mp == NULL) {
-        rc = content_frame(ch, f, &err);
+        uint32_t method;
+        rc = content_frame(ch, f, &err, &method);
         if (rc != 0)
-            chan_fail(sc, ch, rc, &err, SB_M_BASIC_PUBLISH);
+            chan_fail(sc, ch, rc, &err, method);
         return;
     }
     if (ch->ca != CA_NONE) {
-        sb_error_set(&err, SB_UNEXPECTED_FRAME,
-                     "expected content %s for class 60, got non content %s frame instead",
-                     ch->ca == CA_HEADER ? "header" : "body", ch->ca == CA_HEADER ? "header" : "body");
-        chan_fail(sc, ch, SB_UNEXPECTED_FRAME, &err, m.id);
+        sb_error_set(&err, SB_UNEXPECTED_FRAME, "%s", sequence_error(ch->ca));
+        chan_fail(sc, ch, SB_UNEXPECTED_FRAME, &err, SB_M_BASIC_PUBLISH);
         return;
     }
     rc = dispatch(ch, &m, &err);

@@ -188,7 +188,7 @@ on_start_ok(sb_sconn *sc, const sb_m_connection_start_ok *m)
             sb_conn_close(sc->net);
             return;
         }
-        fail(sc, SB_ACCESS_REFUSED, SB_M_CONNECTION_START_OK, "%s", text);
+        fail(sc, SB_ACCESS_REFUSED, 0, "%s", text);
         return;
     }
     tune.u.connection_tune.channel_max = o->channel_max;
@@ -198,30 +198,30 @@ on_start_ok(sb_sconn *sc, const sb_m_connection_start_ok *m)
     sc->state = SC_AWAIT_TUNE_OK;
 }
 
+/* RabbitMQ closes the socket without a connection.close when tune-ok asks
+ * for more than it offered (0 means "no limit", which is more) or for a
+ * frame_max below the spec's minimum. */
 static void
 on_tune_ok(sb_sconn *sc, const sb_m_connection_tune_ok *m)
 {
     sb_session_opts *o = &sc->srv->opts;
-    char why[128];
+    const char *why = NULL;
 
-    if (m->frame_max != 0 && m->frame_max < SB_AMQP_FRAME_MIN_SIZE) {
-        snprintf(why, sizeof why, "frame_max=%u < %u min size", m->frame_max,
-                 SB_AMQP_FRAME_MIN_SIZE);
-        fail(sc, SB_NOT_ALLOWED, SB_M_CONNECTION_TUNE_OK, "%s", why);
+    if (m->frame_max < SB_AMQP_FRAME_MIN_SIZE && m->frame_max != 0)
+        why = "frame_max below 4096";
+    else if (m->frame_max == 0 || m->frame_max > o->frame_max)
+        why = "frame_max above the server's";
+    else if (m->channel_max == 0 || m->channel_max > o->channel_max)
+        why = "channel_max above the server's";
+    if (why != NULL) {
+        sb_log(SB_LOG_WARN, "amqp", "%s: refused connection.tune-ok: %s", sb_conn_peer(sc->net),
+               why);
+        sc->state = SC_CLOSED;
+        sb_conn_close(sc->net);
         return;
     }
-    if (m->frame_max > o->frame_max) {
-        snprintf(why, sizeof why, "frame_max=%u > %u max size", m->frame_max, o->frame_max);
-        fail(sc, SB_NOT_ALLOWED, SB_M_CONNECTION_TUNE_OK, "%s", why);
-        return;
-    }
-    if (m->channel_max > o->channel_max) {
-        snprintf(why, sizeof why, "channel_max=%u > %u max", m->channel_max, o->channel_max);
-        fail(sc, SB_NOT_ALLOWED, SB_M_CONNECTION_TUNE_OK, "%s", why);
-        return;
-    }
-    sc->frame_max = m->frame_max ? m->frame_max : o->frame_max;
-    sc->channel_max = m->channel_max ? m->channel_max : o->channel_max;
+    sc->frame_max = m->frame_max;
+    sc->channel_max = m->channel_max;
     sc->heartbeat = m->heartbeat;
     sc->state = SC_AWAIT_OPEN;
 }
@@ -268,8 +268,7 @@ conn_method_open_state(sb_sconn *sc, const sb_amqp_method *m)
     case SB_M_CONNECTION_UNBLOCKED:
         break;  /* a client telling us it is blocked: nothing to do */
     default:
-        fail(sc, SB_COMMAND_INVALID, m->id, "unexpected method on channel 0: %s",
-             sb_amqp_method_info_get(m->id)->name);
+        fail(sc, SB_CHANNEL_ERROR, m->id, "%s", "unexpected method in connection state running");
     }
 }
 
@@ -313,10 +312,23 @@ conn_method(sb_sconn *sc, const sb_amqp_method *m)
 
 /* ---- frames ---- */
 
-static int
-codec_error_code(int rc)
+/* RabbitMQ's text for a method frame it cannot decode:
+ * "cannot decode <<args>>", naming the class and method when known. */
+void
+sb_session__decode_error(sb_sconn *sc, sb_str payload, int rc)
 {
-    return rc == SB_AMQP_EUNKNOWN ? SB_COMMAND_INVALID : SB_FRAME_ERROR;
+    uint32_t id = payload.len >= 4 ? (uint32_t)payload.p[0] << 24 | (uint32_t)payload.p[1] << 16 |
+                                         (uint32_t)payload.p[2] << 8 | payload.p[3]
+                                   : 0;
+    char bin[200];
+
+    if (rc == SB_AMQP_EUNKNOWN) {
+        fail(sc, SB_COMMAND_INVALID, 0, "%s", "unknown method");
+        return;
+    }
+    sb_amqp_fmt_binary(bin, sizeof bin,
+                       payload.len >= 4 ? sb_str_make(payload.p + 4, payload.len - 4) : payload);
+    fail(sc, SB_FRAME_ERROR, id, "cannot decode %s", bin);
 }
 
 static void
@@ -325,8 +337,11 @@ handle_frame(sb_sconn *sc, const sb_amqp_frame *f)
     sb_amqp_method m;
     int rc;
 
-    if (f->type == SB_AMQP_FRAME_HEARTBEAT)
+    if (f->type == SB_AMQP_FRAME_HEARTBEAT) {
+        if (f->channel != 0 && sc->state == SC_OPEN)
+            fail(sc, SB_UNEXPECTED_FRAME, 0, "%s", "type 8, all octets = <<>>");
         return;
+    }
     if (f->channel != 0) {
         if (sc->state == SC_OPEN)
             sb_session__chan_frame(sc, f);
@@ -335,17 +350,68 @@ handle_frame(sb_sconn *sc, const sb_amqp_frame *f)
         return;
     }
     if (f->type != SB_AMQP_FRAME_METHOD) {
-        fail(sc, SB_UNEXPECTED_FRAME, 0, "%s", "content frame on channel 0");
+        fail(sc, SB_UNEXPECTED_FRAME, 0, "%s", "expected method frame, got non method frame instead");
         return;
     }
     rc = sb_amqp_method_decode(f->payload.p, f->payload.len, &m, &sc->arena);
     if (rc < 0) {
         if (sc->state != SC_CLOSING)
-            fail(sc, codec_error_code(rc), 0, "%s",
-                 rc == SB_AMQP_EUNKNOWN ? "unknown method" : "malformed method frame");
+            sb_session__decode_error(sc, f->payload, rc);
         return;
     }
     conn_method(sc, &m);
+}
+
+/* RabbitMQ's text for a frame that cannot be split off the stream.
+ * Returns 0 and fills text, or 1 when more bytes are needed to say it. */
+static int
+frame_error_text(const uint8_t *d, size_t len, ssize_t rc, uint32_t frame_max, char *text,
+                 size_t n)
+{
+    uint32_t size;
+    char bin[200];
+
+    if (len < 7)
+        return rc == SB_AMQP_EFRAME_TYPE ? 1 : (snprintf(text, n, "malformed frame"), 0);
+    size = (uint32_t)d[3] << 24 | (uint32_t)d[4] << 16 | (uint32_t)d[5] << 8 | d[6];
+    if (rc == SB_AMQP_ETOO_BIG) {
+        snprintf(text, n, "type %u, all octets = <<>>: {frame_too_large,%u,%u}", d[0], size,
+                 frame_max - SB_AMQP_FRAME_OVERHEAD);
+        return 0;
+    }
+    if (rc == SB_AMQP_EFRAME_TYPE && (uint64_t)size + SB_AMQP_FRAME_OVERHEAD <= frame_max &&
+        len < (size_t)size + SB_AMQP_FRAME_OVERHEAD)
+        return 1;
+    if (len >= (size_t)size + SB_AMQP_FRAME_OVERHEAD)
+        sb_amqp_fmt_binary(bin, sizeof bin, sb_str_make(d + 7, size));
+    else
+        snprintf(bin, sizeof bin, "<<>>");
+    if (rc == SB_AMQP_EFRAME_END)
+        snprintf(text, n, "type %u, all octets = %s: {invalid_frame_end_marker,%u}", d[0], bin,
+                 d[7 + size]);
+    else
+        snprintf(text, n, "type %u, all octets = %s: unknown_frame", d[0], bin);
+    return 0;
+}
+
+/* A frame that cannot be split off: the stream cannot be resynchronised,
+ * so the connection ends (with a connection.close once it is open, as
+ * RabbitMQ; silently during the handshake). Returns 0 if more bytes are
+ * needed first. */
+static int
+stream_error(sb_sconn *sc, const uint8_t *d, size_t len, ssize_t rc, uint32_t frame_max)
+{
+    char text[256];
+
+    if (frame_error_text(d, len, rc, frame_max, text, sizeof text))
+        return 0;
+    if (sc->state == SC_OPEN)
+        fail(sc, SB_FRAME_ERROR, 0, "%s", text);
+    else
+        sb_log(SB_LOG_WARN, "amqp", "%s: %s", sb_conn_peer(sc->net), text);
+    sc->state = SC_CLOSED;
+    sb_conn_close(sc->net);
+    return 1;
 }
 
 /* Returns bytes consumed of the protocol header, or len when the
@@ -381,21 +447,14 @@ conn_data(sb_conn *c, const uint8_t *data, size_t len, void *ud)
             return used;
     }
     while (used < len && sc->state != SC_CLOSED) {
+        uint32_t frame_max = sc->state == SC_OPEN ? sc->frame_max : sc->srv->opts.frame_max;
         sb_amqp_frame f;
-        ssize_t n = sb_amqp_frame_parse(data + used, len - used,
-                                        sc->state == SC_OPEN ? sc->frame_max : sc->srv->opts.frame_max,
-                                        &f);
-        if (n == 0)
+        ssize_t n = sb_amqp_frame_parse(data + used, len - used, frame_max, &f);
+
+        if (n == 0 || (n < 0 && !stream_error(sc, data + used, len - used, n, frame_max)))
             break;
-        if (n < 0) {
-            fail(sc, SB_FRAME_ERROR, 0, "%s",
-                 n == SB_AMQP_ETOO_BIG ? "frame size exceeds the negotiated frame_max"
-                 : n == SB_AMQP_EFRAME_END ? "frame end octet is not 0xCE"
-                 : "unknown frame type");
-            sc->state = SC_CLOSED;  /* the stream cannot be resynchronised */
-            sb_conn_close(c);
+        if (n < 0)
             return len;
-        }
         used += (size_t)n;
         handle_frame(sc, &f);
         sb_arena_reset(&sc->arena);

@@ -51,22 +51,57 @@ publish_complete(sb_chan *ch, sb_error *err)
     return rc;
 }
 
+/* The checks RabbitMQ makes of a message's properties before routing. */
+static int
+check_props(sb_chan *ch, const sb_amqp_props *p, sb_error *err)
+{
+    if ((p->flags & SB_PROP_USER_ID) && !sb_str_eq_c(p->user_id, ch->conn->user))
+        return sb_error_set(err, SB_PRECONDITION_FAILED,
+                            "user_id property set to '%.*s' but authenticated user was '%s'",
+                            SB_STR_ARGS(p->user_id), ch->conn->user);
+    if ((p->flags & SB_PROP_DELIVERY_MODE) && p->delivery_mode != 1 && p->delivery_mode != 2)
+        return sb_error_set(err, SB_PRECONDITION_FAILED,
+                            "invalid message: {delivery_mode_unknown,%u}", p->delivery_mode);
+    return 0;
+}
+
+/* A request naming the direct reply-to pseudo-queue in reply_to gets the
+ * channel's own reply address instead; the properties are re-encoded
+ * (into the connection's scratch buffer) only in that case. */
+static int
+rewrite_reply_to(sb_chan *ch, sb_amqp_props *p, sb_str *props_raw, sb_error *err)
+{
+    const char *addr;
+
+    if (!(p->flags & SB_PROP_REPLY_TO) || !sb_str_eq_c(p->reply_to, SB_REPLY_TO_QUEUE))
+        return 0;
+    addr = sb_bchan_reply_address(ch->b);
+    if (addr == NULL)
+        return sb_error_set(err, SB_PRECONDITION_FAILED, "fast reply consumer does not exist");
+    p->reply_to = sb_str_c(addr);
+    sb_buf_reset(&ch->conn->scratch);
+    sb_amqp_props_encode(&ch->conn->scratch, p);
+    *props_raw = sb_str_make(ch->conn->scratch.data, ch->conn->scratch.len);
+    return 0;
+}
+
 int
 sb_session__content_header(sb_chan *ch, const sb_amqp_frame *f, sb_error *err)
 {
     const sb_broker_limits *lim = sb_broker_limits_get(ch->conn->srv->broker);
     sb_amqp_header h;
+    int rc;
 
     if (sb_amqp_header_decode(f->payload.p, f->payload.len, &h, &ch->conn->arena) < 0)
         return sb_error_set(err, SB_FRAME_ERROR, "malformed content header frame");
-    if (h.class_id != SB_CLASS_BASIC)
-        return sb_error_set(err, SB_FRAME_ERROR, "content header for class %u, expected 60",
-                            h.class_id);
     if (h.body_size > lim->max_message_bytes)
         return sb_error_set(err, SB_PRECONDITION_FAILED,
                             "message size %llu is larger than configured max size %llu",
                             (unsigned long long)h.body_size,
                             (unsigned long long)lim->max_message_bytes);
+    if ((rc = check_props(ch, &h.props, err)) != 0 ||
+        (rc = rewrite_reply_to(ch, &h.props, &h.props_raw, err)) != 0)
+        return rc;
     ch->pub_msg = sb_msg_new(h.props_raw, sb_str_make(ch->pub_exchange, ch->pub_exchange_len),
                              sb_str_make(ch->pub_rk, ch->pub_rk_len), h.body_size,
                              (h.props.flags & SB_PROP_DELIVERY_MODE) ? h.props.delivery_mode : 0,

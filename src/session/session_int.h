@@ -101,7 +101,9 @@ struct sb_chan {
 void sb_session__send(sb_sconn *sc, uint16_t ch, const sb_amqp_method *m);
 /* Closes the connection with code and err's text (hard error). */
 void sb_session__conn_fail(sb_sconn *sc, int code, const sb_error *err);
-/* Reply code for an error the codec returned. */
+/* Closes the connection for a method frame the codec could not decode,
+ * with RabbitMQ's "cannot decode <<...>>" text. */
+void sb_session__decode_error(sb_sconn *sc, sb_str payload, int rc);
 
 /* chan.c */
 sb_chan *sb_session__chan_new(sb_sconn *sc, uint16_t id);

@@ -1,0 +1,227 @@
+/* args.c - declare arguments as RabbitMQ checks them: validation of the
+ * queue arguments it knows, and the equivalence check on redeclare (only
+ * the known arguments are compared; unknown ones are accepted and kept).
+ * Error texts follow RabbitMQ 3.10's wording exactly. */
+#include "broker_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef enum arg_check {
+    ARG_NON_NEG_INT,    /* integer >= 0 */
+    ARG_POS_INT,        /* integer > 0 (x-expires) */
+    ARG_PRIORITY,       /* integer 0..255 */
+    ARG_STRING,
+    ARG_BOOL,
+    ARG_OVERFLOW,       /* drop-head, reject-publish, reject-publish-dlx */
+    ARG_QUEUE_MODE,     /* default, lazy */
+    ARG_QUEUE_TYPE,     /* classic (quorum accepted as classic) */
+} arg_check;
+
+typedef struct arg_spec {
+    const char *name;
+    arg_check check;
+} arg_spec;
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+static const arg_spec exchange_args[] = {
+    { "alternate-exchange", ARG_STRING },
+};
+
+static const arg_spec queue_args[] = {
+    { "x-expires", ARG_POS_INT },
+    { "x-message-ttl", ARG_NON_NEG_INT },
+    { "x-dead-letter-exchange", ARG_STRING },
+    { "x-dead-letter-routing-key", ARG_STRING },
+    { "x-max-length", ARG_NON_NEG_INT },
+    { "x-max-length-bytes", ARG_NON_NEG_INT },
+    { "x-max-priority", ARG_PRIORITY },
+    { "x-overflow", ARG_OVERFLOW },
+    { "x-queue-mode", ARG_QUEUE_MODE },
+    { "x-queue-type", ARG_QUEUE_TYPE },
+    { "x-single-active-consumer", ARG_BOOL },
+    { "x-delivery-limit", ARG_NON_NEG_INT },
+};
+
+/* What is wrong with v for check c, as RabbitMQ prints it (~p of the
+ * error term), or NULL when v is acceptable. */
+static const char *
+arg_problem(arg_check c, const sb_amqp_value *v, char *buf, size_t len)
+{
+    char term[160];
+    int64_t i;
+
+    switch (c) {
+    case ARG_NON_NEG_INT:
+    case ARG_POS_INT:
+    case ARG_PRIORITY:
+        if (!sb_amqp_value_int(v, &i) || v->kind == SB_FV_TIMESTAMP) {
+            snprintf(buf, len, "\"expected integer, got %s\"", sb_amqp_fmt_type(v->kind));
+            return buf;
+        }
+        if (i < 0)
+            snprintf(buf, len, "{value_negative,%lld}", (long long)i);
+        else if (i == 0 && c == ARG_POS_INT)
+            snprintf(buf, len, "{value_zero,0}");
+        else if (i > 255 && c == ARG_PRIORITY)
+            snprintf(buf, len, "{max_value_exceeded,%lld}", (long long)i);
+        else
+            return NULL;
+        return buf;
+    case ARG_STRING:
+        if (v->kind == SB_FV_LONGSTR)
+            return NULL;
+        snprintf(buf, len, "{unacceptable_type,%s}", sb_amqp_fmt_type(v->kind));
+        return buf;
+    case ARG_BOOL:
+        if (v->kind == SB_FV_BOOL)
+            return NULL;
+        snprintf(buf, len, "{unacceptable_type,%s}", sb_amqp_fmt_type(v->kind));
+        return buf;
+    default:
+        break;
+    }
+    if (v->kind != SB_FV_LONGSTR) {
+        snprintf(buf, len, "{unacceptable_type,%s}", sb_amqp_fmt_type(v->kind));
+        return buf;
+    }
+    if ((c == ARG_OVERFLOW && (sb_str_eq_c(v->v.s, "drop-head") ||
+                               sb_str_eq_c(v->v.s, "reject-publish") ||
+                               sb_str_eq_c(v->v.s, "reject-publish-dlx"))) ||
+        (c == ARG_QUEUE_MODE && (sb_str_eq_c(v->v.s, "default") || sb_str_eq_c(v->v.s, "lazy"))) ||
+        (c == ARG_QUEUE_TYPE && (sb_str_eq_c(v->v.s, "classic") || sb_str_eq_c(v->v.s, "quorum"))))
+        return NULL;
+    if (c == ARG_QUEUE_TYPE) {
+        snprintf(buf, len, "\"unsupported queue type '%.*s'\"", SB_STR_ARGS(v->v.s));
+        return buf;
+    }
+    sb_amqp_fmt_term(term, sizeof term, v);
+    snprintf(buf, len, "{%s,%s}", c == ARG_OVERFLOW ? "invalid_overflow" : "invalid_queue_mode",
+             term);
+    return buf;
+}
+
+int
+sb_broker__queue_args_check(const char *qname, const char *vhost, const sb_amqp_table *args,
+                            sb_error *err)
+{
+    char why[200];
+
+    if (args == NULL)
+        return 0;
+    for (size_t i = 0; i < COUNT(queue_args); i++) {
+        const sb_amqp_value *v = sb_amqp_table_get(args, queue_args[i].name);
+        const char *p = v ? arg_problem(queue_args[i].check, v, why, sizeof why) : NULL;
+        if (p != NULL)
+            return sb_error_set(err, SB_PRECONDITION_FAILED,
+                                "invalid arg '%s' for queue '%s' in vhost '%s': %s",
+                                queue_args[i].name, qname, vhost, p);
+    }
+    return 0;
+}
+
+/* RabbitMQ compares integer kinds as one class, float kinds as another. */
+static int
+type_class(uint8_t kind)
+{
+    switch (kind) {
+    case SB_FV_I8: case SB_FV_U8: case SB_FV_I16: case SB_FV_U16:
+    case SB_FV_I32: case SB_FV_U32: case SB_FV_I64:
+        return 'I';
+    case SB_FV_F32: case SB_FV_F64:
+        return 'd';
+    default:
+        return kind;
+    }
+}
+
+static bool
+values_equal(const sb_amqp_value *a, const sb_amqp_value *b)
+{
+    sb_amqp_entry ea = { .key = SB_STR_LIT("k"), .v = *a }, eb = { .key = SB_STR_LIT("k"), .v = *b };
+    sb_amqp_table ta = { .n = 1, .e = &ea }, tb = { .n = 1, .e = &eb };
+    int64_t x, y;
+
+    if (type_class(a->kind) != type_class(b->kind))
+        return false;
+    if (type_class(a->kind) == 'I')
+        return sb_amqp_value_int(a, &x) && sb_amqp_value_int(b, &y) && x == y;
+    return sb_amqp_table_equal(&ta, &tb);
+}
+
+/* "the value '10' of type 'signedint'", or "none". */
+static void
+describe(const sb_amqp_value *v, char *buf, size_t len)
+{
+    char term[160];
+
+    if (v == NULL) {
+        snprintf(buf, len, "none");
+        return;
+    }
+    if (v->kind == SB_FV_LONGSTR || v->kind == SB_FV_BYTES)
+        snprintf(term, sizeof term, "%.*s", SB_STR_ARGS(v->v.s));
+    else
+        sb_amqp_fmt_term(term, sizeof term, v);
+    snprintf(buf, len, "the value '%s' of type '%s'", term, sb_amqp_fmt_type(v->kind));
+}
+
+static void
+raw_term(const sb_amqp_value *v, char *buf, size_t len)
+{
+    if (v->kind == SB_FV_LONGSTR || v->kind == SB_FV_BYTES)
+        snprintf(buf, len, "%.*s", SB_STR_ARGS(v->v.s));
+    else
+        sb_amqp_fmt_term(buf, len, v);
+}
+
+/* what is "queue" or "exchange". The first differing argument of spec
+ * is reported, as RabbitMQ does. */
+static int
+args_equivalent(const char *what, const char *name, const char *vhost, const arg_spec *spec,
+                size_t n, const sb_amqp_table *cur, const sb_amqp_table *got, sb_error *err)
+{
+    char a[200], b[200];
+
+    for (size_t i = 0; i < n; i++) {
+        const char *key = spec[i].name;
+        const sb_amqp_value *c = cur ? sb_amqp_table_get(cur, key) : NULL;
+        const sb_amqp_value *g = got ? sb_amqp_table_get(got, key) : NULL;
+        if (c == NULL && g == NULL)
+            continue;
+        if (c != NULL && g != NULL) {
+            if (values_equal(c, g))
+                continue;
+            raw_term(g, a, sizeof a);
+            raw_term(c, b, sizeof b);
+            return sb_error_set(err, SB_PRECONDITION_FAILED,
+                                "inequivalent arg '%s' for %s '%s' in vhost '%s': "
+                                "received '%s' but current is '%s'",
+                                key, what, name, vhost, a, b);
+        }
+        describe(g, a, sizeof a);
+        describe(c, b, sizeof b);
+        return sb_error_set(err, SB_PRECONDITION_FAILED,
+                            "inequivalent arg '%s' for %s '%s' in vhost '%s': "
+                            "received %s but current is %s",
+                            key, what, name, vhost, a, b);
+    }
+    return 0;
+}
+
+int
+sb_broker__queue_args_equivalent(const char *name, const char *vhost, const sb_amqp_table *cur,
+                                 const sb_amqp_table *got, sb_error *err)
+{
+    return args_equivalent("queue", name, vhost, queue_args, COUNT(queue_args), cur, got, err);
+}
+
+int
+sb_broker__exchange_args_equivalent(const char *name, const char *vhost,
+                                    const sb_amqp_table *cur, const sb_amqp_table *got,
+                                    sb_error *err)
+{
+    return args_equivalent("exchange", name, vhost, exchange_args, COUNT(exchange_args), cur,
+                           got, err);
+}
