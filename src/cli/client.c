@@ -337,10 +337,10 @@ static void on_ack_or_nack(sb_confirms *cf, uint64_t tag, int multiple, int nack
  * them, keeping the reason for the report. */
 static int on_return(sb_client *c, sb_confirms *cf, const amqp_basic_return_t *m)
 {
+    /* The reply text of a return is the code's name alone ("NO_ROUTE"). */
     snprintf(cf->last_return, sizeof cf->last_return,
-             "%d %s - %.*s (exchange '%.*s', routing key '%.*s')", m->reply_code,
-             sb_client_reply_name(m->reply_code), (int)m->reply_text.len,
-             (const char *)m->reply_text.bytes, (int)m->exchange.len,
+             "%d %.*s (exchange '%.*s', routing key '%.*s')", m->reply_code,
+             (int)m->reply_text.len, (const char *)m->reply_text.bytes, (int)m->exchange.len,
              (const char *)m->exchange.bytes, (int)m->routing_key.len,
              (const char *)m->routing_key.bytes);
     cf->returns++;
