@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "broker_test_util.h"
+#include "xtype_test_util.h"
 
 static const char *const conn_a = "connection A";
 
@@ -287,6 +288,39 @@ a_no_ack_consumer_ignores_prefetch_and_releases_each_message(void **state)
     assert_int_equal(sb_bchan_ack(ch, fc.d[0].dtag, false, &err), SB_PRECONDITION_FAILED);
     assert_int_equal(fc.d[3].dtag, 4);
     sb_msg_unref(m);
+    sb_bchan_free(ch);
+    sb_broker_free(b);
+}
+
+static void
+a_single_active_consumer_queue_feeds_only_its_first_consumer(void **state)
+{
+    sb_broker *b;
+    sb_vhost *v;
+    sb_bchan *ch;
+    sb_amqp_entry e[] = { E("x-single-active-consumer", v_bool(true)) };
+    sb_amqp_table t = TBL(e);
+    sb_queue_decl d = tb_qd("sac");
+    sb_queue_info info;
+    sb_error err = { 0 };
+    tb_consumer c1, c2;
+
+    /* BUG: x-single-active-consumer is accepted (args.c) but queue.c
+     * dispatches round-robin regardless. RabbitMQ gives every message to
+     * the first registered consumer while it is there; c2 is a standby. */
+    TB_SKIP_BUG();
+    b = tb_broker();
+    v = tb_vhost(b);
+    ch = sb_bchan_new(b, v, conn_a);
+    tb_fc_init(&c1);
+    tb_fc_init(&c2);
+    d.args = &t;
+    assert_int_equal(sb_queue_declare(v, &d, &info, &err), 0);
+    tb_consume(ch, "sac", true, &c1);
+    tb_consume(ch, "sac", true, &c2);
+    tb_pub_n(v, "sac", "m", 3);
+    TB_ASSERT_BODIES(&c1, "m0,m1,m2");
+    assert_int_equal(c2.n, 0);
     sb_bchan_free(ch);
     sb_broker_free(b);
 }
@@ -609,6 +643,7 @@ main(void)
         cmocka_unit_test(an_unwritable_client_pauses_delivery_until_resume),
         cmocka_unit_test(channel_flow_off_pauses_delivery_and_on_restarts_it),
         cmocka_unit_test(a_no_ack_consumer_ignores_prefetch_and_releases_each_message),
+        cmocka_unit_test(a_single_active_consumer_queue_feeds_only_its_first_consumer),
         cmocka_unit_test(an_exclusive_consumer_is_refused_403_and_refuses_others),
         cmocka_unit_test(reusing_a_consumer_tag_on_the_channel_is_530),
         cmocka_unit_test(consuming_a_missing_queue_is_404),

@@ -461,6 +461,24 @@ a_queue_reached_by_two_paths_gets_one_copy(void **state)
     sb_broker_free(b);
 }
 
+static void
+an_exchange_bound_to_itself_delivers_once_and_deletes_cleanly(void **state)
+{
+    sb_broker *b = tb_broker();
+    sb_vhost *v = tb_vhost(b);
+    sb_error err = { 0 };
+
+    tb_exchange(v, "loop", "topic");
+    tb_queue(v, "q");
+    tb_bind(v, "q", "loop", "#");
+    tb_xbind(v, "loop", "loop", "#");
+    assert_true(tb_pub(v, "loop", "a.b", "1"));
+    assert_int_equal(tb_ready(v, "q"), 1);
+    assert_int_equal(sb_exchange_delete(v, SB_STR_LIT("loop"), false, &err), 0);
+    assert_false(tb_exchange_exists(v, "loop"));
+    sb_broker_free(b);
+}
+
 /* ---- alternate exchange ---- */
 
 static void
@@ -656,6 +674,7 @@ main(void)
         cmocka_unit_test(an_exchange_bound_to_an_exchange_forwards_what_it_matches),
         cmocka_unit_test(an_exchange_cycle_delivers_each_message_once),
         cmocka_unit_test(a_queue_reached_by_two_paths_gets_one_copy),
+        cmocka_unit_test(an_exchange_bound_to_itself_delivers_once_and_deletes_cleanly),
         cmocka_unit_test(the_alternate_exchange_gets_only_unroutable_messages),
         cmocka_unit_test(a_missing_alternate_exchange_leaves_the_message_unroutable),
         cmocka_unit_test(the_alternate_exchange_is_not_used_when_an_exchange_binding_matched),

@@ -454,6 +454,86 @@ dropping_an_owner_deletes_only_its_exclusive_queues(void **state)
     sb_broker_free(b);
 }
 
+/* ---- queue arguments that change behaviour ---- */
+
+static void
+x_max_length_drops_the_oldest_messages_past_the_limit(void **state)
+{
+    sb_broker *b;
+    sb_vhost *v;
+    sb_bchan *ch;
+    sb_amqp_entry e[] = { E("x-max-length", v_int(SB_FV_I32, 2)) };
+    sb_amqp_table t = TBL(e);
+    sb_queue_decl d = tb_qd("capped");
+    sb_queue_info info;
+    sb_deliver_info di;
+    sb_error err = { 0 };
+
+    /* BUG: x-max-length (and x-max-length-bytes, x-overflow) are validated
+     * and stored by args.c / queue.c sb_queue_declare but never enforced:
+     * sb_broker__queue_enqueue() appends without a limit. RabbitMQ's
+     * default overflow (drop-head) keeps the newest 2 here. The same holds
+     * for x-message-ttl, x-expires and x-dead-letter-*: accepted, ignored. */
+    TB_SKIP_BUG();
+    b = tb_broker();
+    v = tb_vhost(b);
+    ch = sb_bchan_new(b, v, conn_a);
+    d.args = &t;
+    assert_int_equal(sb_queue_declare(v, &d, &info, &err), 0);
+    tb_pub_n(v, "capped", "m", 3);
+    assert_int_equal(tb_ready(v, "capped"), 2);
+    assert_int_equal(sb_bchan_get(ch, SB_STR_LIT("capped"), true, &di, &err), 0);
+    assert_memory_equal(di.msg->body, "m1", 2);
+    sb_msg_unref(di.msg);
+    sb_bchan_free(ch);
+    sb_broker_free(b);
+}
+
+static void
+x_max_priority_delivers_higher_priority_messages_first(void **state)
+{
+    sb_broker *b;
+    sb_vhost *v;
+    sb_bchan *ch;
+    sb_amqp_entry e[] = { E("x-max-priority", v_int(SB_FV_I32, 10)) };
+    sb_amqp_table t = TBL(e);
+    sb_queue_decl d = tb_qd("prio");
+    sb_queue_info info;
+    sb_deliver_info di;
+    sb_publish_result res;
+    sb_error err = { 0 };
+    static const uint8_t prios[] = { 1, 9, 5 };
+
+    /* BUG: x-max-priority is accepted (args.c checks 0..255) but queue.c
+     * keeps one FIFO ready list and ignores sb_msg.priority. RabbitMQ
+     * priority queues hand out the highest priority (capped at the max)
+     * first: here 9, 5, 1. */
+    TB_SKIP_BUG();
+    b = tb_broker();
+    v = tb_vhost(b);
+    ch = sb_bchan_new(b, v, conn_a);
+    d.args = &t;
+    assert_int_equal(sb_queue_declare(v, &d, &info, &err), 0);
+    for (size_t i = 0; i < TB_NELEM(prios); i++) {
+        char body[8];
+        sb_msg *m;
+        snprintf(body, sizeof body, "p%u", prios[i]);
+        m = sb_msg_new(SB_STR_NULL, SB_STR_LIT(""), SB_STR_LIT("prio"), 2, 1, prios[i]);
+        memcpy(m->body, body, 2);
+        m->body_filled = 2;
+        assert_int_equal(sb_publish(v, m, NULL, &res, &err), 0);
+        sb_msg_unref(m);
+    }
+    for (int i = 0; i < 3; i++) {
+        static const char *const want[] = { "p9", "p5", "p1" };
+        assert_int_equal(sb_bchan_get(ch, SB_STR_LIT("prio"), true, &di, &err), 0);
+        assert_memory_equal(di.msg->body, want[i], 2);
+        sb_msg_unref(di.msg);
+    }
+    sb_bchan_free(ch);
+    sb_broker_free(b);
+}
+
 int
 main(void)
 {
@@ -476,6 +556,8 @@ main(void)
         cmocka_unit_test(an_exclusive_queue_is_locked_405_to_another_connection),
         cmocka_unit_test(redeclaring_with_the_other_exclusive_flag_is_405_even_for_the_owner),
         cmocka_unit_test(dropping_an_owner_deletes_only_its_exclusive_queues),
+        cmocka_unit_test(x_max_length_drops_the_oldest_messages_past_the_limit),
+        cmocka_unit_test(x_max_priority_delivers_higher_priority_messages_first),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
