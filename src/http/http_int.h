@@ -1,0 +1,154 @@
+/* http_int.h - shared between the files of src/http: the server and
+ * request structs, the route table and the reply helpers handlers use.
+ *
+ * A handler runs on the loop thread once the whole request is in (headers
+ * checked, credentials accepted, body within the limit and, for routes that
+ * take JSON, parsed). It answers with sb_http__reply_json or
+ * sb_http__reply_error, either before returning or later (for a call that
+ * waits on an AMQP reply): a request left unanswered is suspended in MHD
+ * and resumed by the reply.
+ */
+#ifndef SB_HTTP_INT_H
+#define SB_HTTP_INT_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "http.h"
+#include "../common/list.h"
+#include "../common/str.h"
+
+#define SB_HTTP__MAX_DAEMONS 8
+#define SB_HTTP__MAX_PARAMS 4
+#define SB_HTTP__PRODUCT "Switchboard"
+/* The same string the AMQP side puts in server-properties (session's
+ * SB_VERSION); one shared header for it belongs in common/. */
+#define SB_HTTP__VERSION "0.1.0"
+#define SB_HTTP__REALM "Switchboard"
+
+typedef struct sb_http_req sb_http_req;
+
+/* Method bits, so one route row can accept several. */
+enum {
+    SB_HTTP_GET = 1u << 0,
+    SB_HTTP_HEAD = 1u << 1,
+    SB_HTTP_POST = 1u << 2,
+    SB_HTTP_PUT = 1u << 3,
+    SB_HTTP_DELETE = 1u << 4,
+    SB_HTTP_OTHER = 1u << 5,
+};
+
+typedef void (*sb_http_handler)(sb_http_req *r);
+
+typedef struct sb_http_route {
+    unsigned methods;          /* SB_HTTP_* bits; GET routes answer HEAD too */
+    const char *pattern;       /* "/api/queues/{vhost}/{name}": {x} matches one segment */
+    sb_http_handler fn;
+    bool is_public;            /* no credentials needed */
+    bool takes_json;           /* a non-empty body must be JSON (else 400), in r->json */
+} sb_http_route;
+
+typedef struct sb_http_daemon {
+    sb_http *h;
+    struct MHD_Daemon *d;
+    sb_io io;                  /* MHD's epoll descriptor in our loop */
+    char name[80];             /* "127.0.0.1:15672", "[::1]:15672" */
+} sb_http_daemon;
+
+struct sb_http {
+    sb_loop *loop;
+    sb_broker *broker;
+    uint16_t port;
+    size_t max_body_bytes;
+    uint32_t header_timeout_ms;
+    uint32_t body_timeout_ms;
+    bool loopback_users_only;
+    bool is_starting;          /* MHD's messages are warnings only while starting */
+    char user[64];
+    char pass[64];
+    sb_http_daemon daemons[SB_HTTP__MAX_DAEMONS];
+    int ndaemons;
+    sb_timer run_timer;        /* from MHD_get_timeout: when MHD_run is due */
+    sb_timer sweep_timer;      /* header/body deadlines, once a second while needed */
+    sb_list conns;             /* sb_http_conn, every open connection */
+    sb_list suspended;         /* sb_http_req waiting for a late reply */
+    char describe[256];
+};
+
+/* Per TCP connection (MHD's socket context): the header/body deadlines. */
+typedef struct sb_http_conn {
+    sb_list node;              /* in sb_http.conns */
+    int fd;
+    uint64_t phase_start_ms;   /* when the current phase began */
+    bool is_in_body;           /* headers done, body being received */
+    bool is_answering;         /* request complete, handler working: no deadline here */
+    bool is_shut;              /* deadline passed; socket shut down */
+    char peer[64];
+} sb_http_conn;
+
+struct sb_http_req {
+    sb_list node;              /* in sb_http.suspended while is_suspended */
+    sb_http *h;
+    struct MHD_Connection *conn;
+    sb_http_conn *hc;          /* may be NULL if MHD gave no socket context */
+    const sb_http_route *route;
+    unsigned method;           /* one SB_HTTP_* bit */
+    const char *method_name;   /* borrowed from MHD, valid for the request */
+    char *path;                /* the decoded segments the params point into */
+    sb_str params[SB_HTTP__MAX_PARAMS];
+    size_t nparams;
+    uint8_t *body;
+    size_t body_len;
+    size_t body_cap;
+    json_t *json;              /* parsed body for takes_json routes, or NULL */
+    bool is_peer_loopback;
+    bool is_too_large;         /* body over the limit: discarded, then 413 */
+    bool is_dispatched;        /* the handler has run */
+    bool is_suspended;
+    bool is_queued;            /* the answer is with MHD */
+    struct MHD_Response *resp; /* the answer, once there is one */
+    unsigned status;
+    char user[64];             /* authenticated user */
+};
+
+/* ---- router.c ---- */
+/* Finds the route for path and method. Returns the route with r->params
+ * filled (percent-decoded, views into r->path), or NULL with *status set
+ * to 404 (no such path), 405 (path known, method not: *allow gets the
+ * Allow header value) or 400 (malformed percent-encoding). */
+const sb_http_route *sb_http__route(sb_http_req *r, const char *url, unsigned *status,
+                                    char *allow, size_t allow_len);
+/* SB_HTTP_* bit for an HTTP method name. */
+unsigned sb_http__method_bit(const char *name);
+
+/* ---- request.c ---- */
+/* MHD's access handler, notify-completed and notify-connection hooks. */
+enum MHD_Result sb_http__access(void *cls, struct MHD_Connection *c, const char *url,
+                                const char *method, const char *version, const char *upload,
+                                size_t *upload_size, void **con_cls);
+void sb_http__completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                        enum MHD_RequestTerminationCode toe);
+void sb_http__conn_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe);
+
+/* Answers r with status and body (compact JSON, Content-Type
+ * application/json). Takes ownership of body, even on failure. Once per
+ * request; a second answer is ignored. */
+void sb_http__reply_json(sb_http_req *r, unsigned status, json_t *body);
+/* Answers r with status and no body (204 No Content). */
+void sb_http__reply_empty(sb_http_req *r, unsigned status);
+/* Answers r with RabbitMQ's error shape {"error":error,"reason":reason}. */
+void sb_http__reply_error(sb_http_req *r, unsigned status, const char *error, const char *fmt,
+                          ...) __attribute__((format(printf, 4, 5)));
+
+/* ---- http.c ---- */
+/* Runs MHD on every daemon soon (after a resume, from outside MHD_run). */
+void sb_http__kick(sb_http *h);
+
+/* ---- the handlers (one file per resource family) ---- */
+void sb_http__api_overview(sb_http_req *r);
+void sb_http__api_vhosts(sb_http_req *r);
+void sb_http__api_vhost_put(sb_http_req *r);
+void sb_http__api_health_ok(sb_http_req *r);
+
+#endif /* SB_HTTP_INT_H */
