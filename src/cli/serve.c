@@ -11,6 +11,7 @@
 #include "../common/clock.h"
 #include "../common/log.h"
 #include "../config/config.h"
+#include "../http/http.h"
 #include "../net/net.h"
 #include "../session/session.h"
 
@@ -24,6 +25,7 @@ typedef struct serve_ctx {
     int nlisteners;
     bool stopping;
     sb_timer stop_timer;
+    sb_http *http;
 } serve_ctx;
 
 static void
@@ -141,6 +143,25 @@ open_listeners(serve_ctx *ctx, const sb_config *c)
     return 0;
 }
 
+static int
+open_http(serve_ctx *ctx, sb_broker *broker, const sb_config *c)
+{
+    sb_http_opts o = { .bind = c->bind, .port = (uint16_t)c->http_port,
+                       .default_user = c->default_user, .default_pass = c->default_pass,
+                       .loopback_users_only = c->loopback_users_only };
+    int rc = sb_http_start(ctx->loop, broker, &o, &ctx->http);
+
+    if (rc < 0) {
+        sb_log(SB_LOG_ERROR, "serve",
+               "no HTTP listener could be opened on '%s' port %u: %s (is another broker "
+               "running? choose another port with --http-port)",
+               c->bind, c->http_port, strerror(-rc));
+        return -1;
+    }
+    sb_log(SB_LOG_INFO, "serve", "HTTP listening on %s", sb_http_describe(ctx->http));
+    return 0;
+}
+
 static void
 session_opts(const sb_config *c, sb_session_opts *o)
 {
@@ -180,7 +201,8 @@ sb_cli_serve(int argc, char **argv)
     ctx.sessions = sb_sessions_new(ctx.loop, broker, &so);
     sb_timer_init(&ctx.stop_timer, stop_now, &ctx);
     sb_loop_add_before_sleep(ctx.loop, before_sleep, &ctx);
-    if (sb_loop_on_signal(ctx.loop, on_signal, &ctx) < 0 || open_listeners(&ctx, &c) < 0) {
+    if (sb_loop_on_signal(ctx.loop, on_signal, &ctx) < 0 || open_listeners(&ctx, &c) < 0 ||
+        open_http(&ctx, broker, &c) < 0) {
         rc = 1;
         goto out;
     }
@@ -188,6 +210,7 @@ sb_cli_serve(int argc, char **argv)
     rc = sb_loop_run(ctx.loop) < 0 ? 1 : 0;
     sb_log(SB_LOG_INFO, "serve", "stopped");
 out:
+    sb_http_stop(ctx.http);
     for (int i = 0; i < ctx.nlisteners; i++)
         sb_listener_close(ctx.listeners[i]);
     sb_sessions_free(ctx.sessions);
