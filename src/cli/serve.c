@@ -10,6 +10,7 @@
 #include "../broker/broker.h"
 #include "../common/clock.h"
 #include "../common/log.h"
+#include "../common/mem.h"
 #include "../config/config.h"
 #include "../http/http.h"
 #include "../net/net.h"
@@ -174,6 +175,10 @@ session_opts(const sb_config *c, sb_session_opts *o)
     o->default_pass = c->default_pass;
     o->loopback_users_only = c->loopback_users_only;
     o->handshake_timeout_ms = c->handshake_timeout_ms;
+    o->memory_high_watermark = c->memory_high_watermark
+                                   ? c->memory_high_watermark
+                                   : sb_mem_total() / 10 * 4;
+    o->memory_check_ms = c->memory_check_ms;
 }
 
 int

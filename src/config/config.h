@@ -23,6 +23,8 @@ typedef struct sb_config {
     char default_pass[64];
     bool loopback_users_only;
     char log_level[16];
+    uint64_t memory_high_watermark;
+    uint32_t memory_check_ms;
 } sb_config;
 
 typedef enum sb_opt_type { SB_OPT_U32, SB_OPT_U64, SB_OPT_BOOL, SB_OPT_STR } sb_opt_type;

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define U32(n, f, field, lo, hi, d, doc) \
     { n, f, SB_OPT_U32, offsetof(sb_config, field), 0, lo, hi, d, doc }
@@ -37,6 +38,12 @@ const sb_option sb_options[] = {
     STR("default_pass", NULL, default_pass, "guest", "That user's password."),
     BOOL("loopback_users", NULL, loopback_users_only, "true",
          "Allow the default user to log in from loopback addresses only (as RabbitMQ)."),
+    U64("memory.high_watermark_bytes", "--memory-high-watermark", memory_high_watermark, 0,
+        UINT64_MAX, "0",
+        "Memory in use above which publishing connections are blocked (connection.blocked); "
+        "0 means 40% of the machine's memory, as RabbitMQ's default."),
+    U32("memory.check_interval_ms", "--memory-check-ms", memory_check_ms, 10, 60000, "1000",
+        "How often memory in use is compared with the high watermark, in milliseconds."),
     STR("log_level", "--log-level", log_level, "info", "debug, info, warn or error."),
 };
 

@@ -174,6 +174,8 @@ on_start_ok(sb_sconn *sc, const sb_m_connection_start_ok *m)
         sc->cap_cancel_notify = v && v->kind == SB_FV_BOOL && v->v.b;
         v = sb_amqp_table_get(&caps->v.t, "authentication_failure_close");
         sc->cap_auth_failure_close = v && v->kind == SB_FV_BOOL && v->v.b;
+        v = sb_amqp_table_get(&caps->v.t, "connection.blocked");
+        sc->cap_blocked = v && v->kind == SB_FV_BOOL && v->v.b;
     }
     ar = sb_auth_check(o, m->mechanism, m->response, sb_conn_peer_is_loopback(sc->net),
                        sc->user, sizeof sc->user, &sc->arena);
@@ -458,6 +460,14 @@ conn_data(sb_conn *c, const uint8_t *data, size_t len, void *ud)
         used += (size_t)n;
         handle_frame(sc, &f);
         sb_arena_reset(&sc->arena);
+        if (sc->pause_pending && sc->state == SC_OPEN) {
+            /* Blocked by the memory alarm: the rest waits in our input
+             * buffer and the socket until reading resumes. */
+            sc->pause_pending = false;
+            sc->paused = true;
+            sb_conn_pause_read(c, true);
+            break;
+        }
     }
     sb_session__flush_confirms(sc);
     return sc->state == SC_CLOSED ? len : used;
@@ -504,6 +514,7 @@ sb_sessions_new(sb_loop *loop, sb_broker *broker, const sb_session_opts *opts)
     s->broker = broker;
     s->opts = *opts;
     sb_list_init(&s->conns);
+    sb_session__alarm_start(s);
     return s;
 }
 
@@ -561,6 +572,7 @@ sb_sessions_free(sb_sessions *s)
 {
     sb_list *it, *tmp;
 
+    sb_session__alarm_stop(s);
     sb_list_foreach_safe(it, tmp, &s->conns)
         sb_conn_abort(SB_CONTAINER_OF(it, sb_sconn, link)->net);
     sb_free(s);

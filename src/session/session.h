@@ -20,6 +20,8 @@ typedef struct sb_session_opts {
     const char *default_pass;   /* "guest" */
     bool loopback_users_only;   /* default user allowed from loopback only */
     uint32_t handshake_timeout_ms;
+    uint64_t memory_high_watermark; /* bytes in use that block publishers (0: never) */
+    uint32_t memory_check_ms;       /* how often memory is checked */
 } sb_session_opts;
 
 typedef struct sb_sessions sb_sessions;

@@ -19,6 +19,8 @@ struct sb_sessions {
     sb_list conns;              /* sb_sconn.link */
     size_t count;
     uint64_t next_id;
+    bool mem_alarm;             /* memory over the high watermark */
+    sb_timer mem_timer;
 };
 
 typedef enum sb_sconn_state {
@@ -44,6 +46,10 @@ struct sb_sconn {
     uint16_t heartbeat;         /* negotiated seconds, 0 = off */
     bool cap_cancel_notify;     /* client understands basic.cancel from us */
     bool cap_auth_failure_close;
+    bool cap_blocked;           /* client understands connection.blocked */
+    bool blocked_sent;          /* we sent connection.blocked */
+    bool pause_pending;         /* stop reading after the current frame */
+    bool paused;                /* reading stopped by the memory alarm */
     bool has_exclusive;         /* declared an exclusive queue at some point */
     sb_chan **chans;            /* indexed by channel id; grown on demand */
     size_t nchans;
@@ -104,6 +110,12 @@ void sb_session__conn_fail(sb_sconn *sc, int code, const sb_error *err);
 /* Closes the connection for a method frame the codec could not decode,
  * with RabbitMQ's "cannot decode <<...>>" text. */
 void sb_session__decode_error(sb_sconn *sc, sb_str payload, int rc);
+
+/* alarm.c */
+void sb_session__alarm_start(sb_sessions *s);
+void sb_session__alarm_stop(sb_sessions *s);
+/* sc published while the memory alarm is on. */
+void sb_session__block_publisher(sb_sconn *sc);
 
 /* chan.c */
 sb_chan *sb_session__chan_new(sb_sconn *sc, uint16_t id);

@@ -1,0 +1,38 @@
+/* mem.c - see mem.h. */
+#include "mem.h"
+
+#include <malloc.h>
+#include <stdio.h>
+#include <unistd.h>
+
+uint64_t
+sb_mem_rss(void)
+{
+    unsigned long long size, resident;
+    FILE *f = fopen("/proc/self/statm", "r");
+    int n;
+
+    if (f == NULL)
+        return 0;
+    n = fscanf(f, "%llu %llu", &size, &resident);
+    fclose(f);
+    if (n != 2)
+        return 0;
+    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+uint64_t
+sb_mem_total(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+
+    return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+}
+
+uint64_t
+sb_mem_used(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+
+    return (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
+}
