@@ -26,7 +26,7 @@ class Broker:
     """What a test needs to reach a broker: amqp_url, http_url, host, port."""
 
     def __init__(self, amqp_url, http_url=None, kind="external", stop=None, log_path=None,
-                 proc=None):
+                 proc=None, restart=None):
         self.amqp_url = amqp_url
         self.http_url = http_url
         u = urllib.parse.urlparse(amqp_url)
@@ -36,6 +36,7 @@ class Broker:
         self.log_path = log_path
         self.proc = proc
         self._stop = stop
+        self._restart = restart
 
     def url(self, user="guest", password="guest", vhost="/"):
         """The AMQP URL with other credentials or another vhost."""
@@ -54,6 +55,12 @@ class Broker:
         except OSError:
             return ""
         return "\n".join(lines[-n:])
+
+    def restart(self):
+        """Stops the broker process cleanly and starts it again on the same ports and data."""
+        if not self._restart:
+            raise RuntimeError(f"cannot restart {self}")
+        self._restart()
 
     def stop(self):
         if self._stop:
@@ -126,8 +133,6 @@ def start():
 # --------------------------------------------------------------------------- RabbitMQ
 
 def start_rabbitmq(timeout=60.0):
-    import pika  # only needed here
-
     port = _free_port_pair(20000)
     scratch = tempfile.mkdtemp(prefix="sb-rabbit-")
     node = f"ref{os.getpid()}x{random.randint(0, 99999)}@localhost"
@@ -161,33 +166,51 @@ def start_rabbitmq(timeout=60.0):
         "HOME": home,
     })
     log_path = os.path.join(scratch, "server.out")
-    logf = open(log_path, "wb")
-    proc = subprocess.Popen([str(RABBIT_BIN / "rabbitmq-server")], env=env, stdout=logf,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True, cwd=scratch)
-    logf.close()
     url = f"amqp://guest:guest@127.0.0.1:{port}/%2F"
+    b = Broker(url, None, kind="rabbitmq", log_path=log_path)
+    b.node = node
+    b.env = env
+    b.scratch = scratch
 
-    def stop():
-        try:
-            subprocess.run([str(RABBIT_BIN / "rabbitmqctl"), "-n", node, "shutdown"], env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
-        except (subprocess.TimeoutExpired, OSError):
-            pass
+    def launch():
+        logf = open(log_path, "ab")
+        b.proc = subprocess.Popen([str(RABBIT_BIN / "rabbitmq-server")], env=env, stdout=logf,
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                  start_new_session=True, cwd=scratch)
+        logf.close()
+        _wait_rabbit_ready(b, port, url, timeout)
+
+    def shutdown(with_ctl):
+        """Stops the node: `rabbitmqctl shutdown` (with_ctl) or SIGTERM to the Erlang VM,
+        which is as clean and faster; SIGKILL if it is still running after 15 s."""
+        proc = b.proc
+        if proc is None:
+            return
         pid = None
         try:
             pid = int(pathlib.Path(env["RABBITMQ_PID_FILE"]).read_text().strip())
         except (OSError, ValueError):
             pass
-        deadline = time.monotonic() + 10
+        if with_ctl or not pid:
+            try:
+                subprocess.run([str(RABBIT_BIN / "rabbitmqctl"), "-n", node, "shutdown"],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               timeout=30)
+            except (subprocess.TimeoutExpired, OSError):
+                pass
+        else:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
+        deadline = time.monotonic() + 15
         while proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        for p in (pid,):
-            if p:
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+            time.sleep(0.05)
+        if pid and proc.poll() is None:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         if proc.poll() is None:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -197,29 +220,48 @@ def start_rabbitmq(timeout=60.0):
                 proc.wait(5)
             except subprocess.TimeoutExpired:
                 pass
+        try:
+            os.unlink(env["RABBITMQ_PID_FILE"])
+        except OSError:
+            pass
+        b.proc = None
+
+    def stop():
+        shutdown(with_ctl=True)
         shutil.rmtree(scratch, ignore_errors=True)
 
-    b = Broker(url, None, kind="rabbitmq", stop=stop, log_path=log_path, proc=proc)
-    b.node = node
-    b.env = env
+    def restart():
+        shutdown(with_ctl=False)
+        launch()
+
+    b._stop = stop
+    b._restart = restart
+    try:
+        launch()
+    except BaseException:
+        stop()
+        raise
+    return b
+
+
+def _wait_rabbit_ready(b, port, url, timeout):
+    import pika  # only needed here
+
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = b.log_tail()
-            stop()
-            raise RuntimeError(f"rabbitmq-server exited with {proc.returncode}:\n{tail}")
+        if b.proc.poll() is not None:
+            raise RuntimeError(f"rabbitmq-server exited with {b.proc.returncode}:\n{b.log_tail()}")
         if _tcp_accepts("127.0.0.1", port):
             try:
                 c = pika.BlockingConnection(pika.URLParameters(url + "?connection_attempts=1"))
                 c.close()
-                return b
+                return
             except Exception as e:  # not ready yet
                 last = e
         time.sleep(0.25)
-    tail = b.log_tail()
-    stop()
-    raise RuntimeError(f"rabbitmq-server did not accept a login within {timeout}s ({last!r}):\n{tail}")
+    raise RuntimeError(f"rabbitmq-server did not accept a login within {timeout}s ({last!r}):\n"
+                       f"{b.log_tail()}")
 
 
 # --------------------------------------------------------------------------- Switchboard
@@ -242,14 +284,33 @@ def start_switchboard(extra_args=(), timeout=10.0, data_dir=None, amqp_port=None
     amqp_port = amqp_port or free_port()
     http_port = http_port or free_port()
     log_path = os.path.join(scratch, "stderr.log")
-    logf = open(log_path, "wb")
     argv = [str(exe), "serve", "--amqp-port", str(amqp_port), "--http-port", str(http_port),
             "--data-dir", data_dir, "--bind", "127.0.0.1", *extra_args]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=logf,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
-    logf.close()
+    b = Broker(f"amqp://guest:guest@127.0.0.1:{amqp_port}/%2F",
+               f"http://127.0.0.1:{http_port}", kind="switchboard", log_path=log_path)
+    b.data_dir = data_dir
+    b.argv = argv
+    b.scratch = scratch
 
-    def stop():
+    def launch():
+        logf = open(log_path, "ab")
+        b.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=logf,
+                                  stdin=subprocess.DEVNULL, start_new_session=True)
+        logf.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if b.proc.poll() is not None:
+                raise RuntimeError(f"switchboard exited with {b.proc.returncode}:\n{b.log_tail()}")
+            if _tcp_accepts("127.0.0.1", amqp_port):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"switchboard did not accept on {amqp_port} within {timeout}s:\n"
+                           f"{b.log_tail()}")
+
+    def shutdown():
+        proc = b.proc
+        if proc is None:
+            return
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -257,25 +318,24 @@ def start_switchboard(extra_args=(), timeout=10.0, data_dir=None, amqp_port=None
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+        b.proc = None
+
+    def stop():
+        shutdown()
         shutil.rmtree(scratch, ignore_errors=True)
 
-    b = Broker(f"amqp://guest:guest@127.0.0.1:{amqp_port}/%2F",
-               f"http://127.0.0.1:{http_port}", kind="switchboard", stop=stop,
-               log_path=log_path, proc=proc)
-    b.data_dir = data_dir
-    b.argv = argv
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = b.log_tail()
-            stop()
-            raise RuntimeError(f"switchboard exited with {proc.returncode}:\n{tail}")
-        if _tcp_accepts("127.0.0.1", amqp_port):
-            return b
-        time.sleep(0.05)
-    tail = b.log_tail()
-    stop()
-    raise RuntimeError(f"switchboard did not accept on {amqp_port} within {timeout}s:\n{tail}")
+    def restart():
+        shutdown()
+        launch()
+
+    b._stop = stop
+    b._restart = restart
+    try:
+        launch()
+    except BaseException:
+        stop()
+        raise
+    return b
 
 
 if __name__ == "__main__":
