@@ -56,7 +56,7 @@ def test_blocked_publisher_is_not_read_but_a_consumer_on_another_connection_stil
 
 
 def test_publishing_resumes_with_connection_unblocked_below_the_watermark():
-    # A watermark well above an idle broker's use: a large message pushes it over,
+    # A watermark well above an idle broker's use: a large queued message pushes it over,
     # consuming it brings it back under.
     b = start(8 << 20)
     try:
@@ -66,17 +66,18 @@ def test_publishing_resumes_with_connection_unblocked_below_the_watermark():
         pub.add_on_connection_unblocked_callback(lambda c, m: events.append("unblocked"))
         ch = pub.channel()
         q = ch.queue_declare(unique("q")).method.queue
-        ch.basic_publish("", q, b"x" * (16 << 20))   # over the watermark once queued
-        wait_for(lambda: pub.process_data_events(0.05) or ch.queue_declare(q, passive=True)
-                 .method.message_count == 1, timeout=10)
-        ch.basic_publish("", q, b"small")             # this one gets the connection blocked
-        wait_for(lambda: pub.process_data_events(0.05) or "blocked" in events, timeout=5)
         con = pika.BlockingConnection(pika.URLParameters(b.amqp_url))
-        big = con.channel().basic_get(q, auto_ack=True)
+        cch = con.channel()
+        count = lambda: cch.queue_declare(q, passive=True).method.message_count  # noqa: E731
+        ch.basic_publish("", q, b"x" * (16 << 20))   # over the watermark once queued
+        wait_for(lambda: pub.process_data_events(0.05) or count() == 1, timeout=10)
+        ch.basic_publish("", q, b"small")             # blocked by now: waits unread
+        wait_for(lambda: pub.process_data_events(0.05) or "blocked" in events, timeout=5)
+        big = cch.basic_get(q, auto_ack=True)
         assert len(big[2]) == 16 << 20
         wait_for(lambda: pub.process_data_events(0.05) or "unblocked" in events, timeout=5)
-        wait_for(lambda: con.channel().queue_declare(q, passive=True).method.message_count == 1,
-                 timeout=5)
+        wait_for(lambda: count() == 1, timeout=5)      # "small" was read after unblocking
+        assert cch.basic_get(q, auto_ack=True)[2] == b"small"
         assert events == ["blocked", "unblocked"]
         con.close()
         pub.close()
