@@ -264,9 +264,9 @@ def test_unacked_consumer_deliveries_are_requeued_in_order_when_the_connection_c
     pump(owner, lambda: len(col.got) == 3)
     owner.close()
     other = connect().channel()
-    got = wait_for(lambda: (lambda g: g if len(g) == 4 else None)(
-        other.queue_declare(q, passive=True).method.message_count == 4 and get_all(other, q)),
-        what="4 messages requeued")
+    wait_for(lambda: other.queue_declare(q, passive=True).method.message_count == 4,
+             what="4 messages requeued")
+    got = get_all(other, q)
     assert [(m.redelivered, b) for m, _, b in got] == [
         (True, b"m0"), (True, b"m1"), (True, b"m2"), (False, b"m3")]
     other.queue_delete(q)
