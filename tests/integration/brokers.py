@@ -71,6 +71,18 @@ class Broker:
         return f"Broker({self.kind}, {self.amqp_url})"
 
 
+def _die_with_parent():
+    """preexec_fn: the broker gets SIGTERM if the test process dies without cleaning up
+    (killed pytest, timeout), so no broker is ever left running."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except Exception:
+        pass
+
+
 def _port_free(port):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
@@ -176,7 +188,8 @@ def start_rabbitmq(timeout=60.0):
         logf = open(log_path, "ab")
         b.proc = subprocess.Popen([str(RABBIT_BIN / "rabbitmq-server")], env=env, stdout=logf,
                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                  start_new_session=True, cwd=scratch)
+                                  start_new_session=True, cwd=scratch,
+                                  preexec_fn=_die_with_parent)
         logf.close()
         _wait_rabbit_ready(b, port, url, timeout)
 
@@ -295,7 +308,8 @@ def start_switchboard(extra_args=(), timeout=10.0, data_dir=None, amqp_port=None
     def launch():
         logf = open(log_path, "ab")
         b.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=logf,
-                                  stdin=subprocess.DEVNULL, start_new_session=True)
+                                  stdin=subprocess.DEVNULL, start_new_session=True,
+                                  preexec_fn=_die_with_parent)
         logf.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
