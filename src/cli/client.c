@@ -277,6 +277,87 @@ int sb_client_parse_u64(const char *s, const char *opt, uint64_t min, uint64_t m
     return 0;
 }
 
+/* Unit suffixes of a duration, longest first so "ms" wins over "m". */
+static const struct {
+    const char *suffix;
+    double ms;
+} duration_units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "", 1000 } };
+
+int sb_client_parse_duration_ms(const char *s, const char *opt, uint64_t max_ms,
+                                uint64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (s[0] >= '0' && s[0] <= '9' && errno == 0 && end != s) {
+        for (size_t i = 0; i < sizeof duration_units / sizeof duration_units[0]; i++) {
+            if (strcmp(end, duration_units[i].suffix) != 0)
+                continue;
+            double ms = v * duration_units[i].ms;
+            if (ms >= 1 && ms <= (double)max_ms) {
+                *out = (uint64_t)(ms + 0.5);
+                return 0;
+            }
+            break;
+        }
+    }
+    fprintf(stderr, "switchboard: %s expects a duration from 1ms to %llu s, like 250ms, 5s, 2m "
+                    "or 1.5 (seconds), not '%s'\n",
+            opt, (unsigned long long)(max_ms / 1000), s);
+    return -1;
+}
+
+int sb_client_read_body(const char *arg, sb_buf *body, const char *cmd)
+{
+    if (arg != NULL && strcmp(arg, "-") != 0) {
+        sb_buf_append(body, arg, strlen(arg));
+        return 0;
+    }
+    if (isatty(STDIN_FILENO))
+        fprintf(stderr, "switchboard %s: reading the body from standard input "
+                        "(end with Ctrl-D)\n", cmd);
+    for (;;) {
+        sb_buf_reserve(body, 65536);
+        size_t n = fread(body->data + body->len, 1, body->cap - body->len, stdin);
+        body->len += n;
+        if (n == 0)
+            break;
+    }
+    if (ferror(stdin)) {
+        fprintf(stderr, "switchboard %s: reading standard input: %s\n", cmd, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int sb_client_queue_probe(sb_client *c, const char *queue, uint32_t *consumers)
+{
+    amqp_queue_declare_ok_t *ok =
+        amqp_queue_declare(c->conn, SB_CLIENT_CHANNEL, amqp_cstring_bytes(queue), 1, 0, 0, 0,
+                           amqp_empty_table);
+    if (ok != NULL) {
+        if (consumers != NULL)
+            *consumers = ok->consumer_count;
+        return 1;
+    }
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(c->conn);
+    if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+        r.reply.id == AMQP_CHANNEL_CLOSE_METHOD &&
+        ((const amqp_channel_close_t *)r.reply.decoded)->reply_code == AMQP_NOT_FOUND) {
+        /* Answer the broker's channel.close, then open the channel again. */
+        amqp_channel_close_ok_t close_ok = { 0 };
+        if (amqp_send_method(c->conn, SB_CLIENT_CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD,
+                             &close_ok) != AMQP_STATUS_OK)
+            return sb_client_lib_error(AMQP_STATUS_SOCKET_ERROR, "cannot reopen the channel");
+        amqp_maybe_release_buffers_on_channel(c->conn, SB_CLIENT_CHANNEL);
+        amqp_channel_open(c->conn, SB_CLIENT_CHANNEL);
+        return sb_client_check_last(c, "cannot reopen the channel") == 0 ? 0 : -1;
+    }
+    char what[300];
+    snprintf(what, sizeof what, "cannot check queue '%s'", queue);
+    return sb_client_check(r, what);
+}
+
 amqp_bytes_t sb_client_bytes(const char *s)
 {
     return amqp_cstring_bytes(s);

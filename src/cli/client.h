@@ -16,12 +16,16 @@
 
 #include <amqp.h>
 
+#include "common/buf.h"
+
 enum {
     SB_EXIT_OK = 0,
     SB_EXIT_FAIL = 1,      /* cannot connect, refused, channel error … */
     SB_EXIT_USAGE = 2,     /* bad arguments */
     SB_EXIT_TIMEOUT = 3,   /* consume --timeout expired, confirm never came */
-    SB_EXIT_REJECTED = 4,  /* publish --confirm: nacked, or returned (--mandatory) */
+    SB_EXIT_REJECTED = 4,  /* publish --confirm: nacked, or returned (--mandatory);
+                            * call: no such queue (404, or returned 312 NO_ROUTE) */
+    SB_EXIT_NO_CONSUMER = 5,  /* call: the queue has no consumer to answer */
 };
 
 #define SB_CLIENT_DEFAULT_URL "amqp://guest:guest@localhost:5672/"
@@ -75,6 +79,24 @@ const char *sb_client_reply_name(int code);
  * Prints a usage error and returns -1 on failure. */
 int sb_client_parse_u64(const char *s, const char *opt, uint64_t min, uint64_t max,
                         uint64_t *out);
+
+/* Parses a duration for option opt: "250ms", "5s", "2m", or a plain number
+ * of seconds; a fraction is allowed ("1.5s", "0.25"). The result, in
+ * milliseconds, must lie in [1, max_ms]. Prints a usage error and returns
+ * -1 on failure. */
+int sb_client_parse_duration_ms(const char *s, const char *opt, uint64_t max_ms,
+                                uint64_t *out);
+
+/* Appends the message body to body: arg itself, or all of standard input
+ * when arg is NULL or "-" (with a hint on a terminal). cmd names the
+ * subcommand in messages. Returns 0, or -1 after printing why. */
+int sb_client_read_body(const char *arg, sb_buf *body, const char *cmd);
+
+/* Checks whether queue exists with a passive queue.declare on
+ * SB_CLIENT_CHANNEL. Returns 1 and sets *consumers (may be NULL) if it
+ * does; 0 if the broker answered 404 NOT_FOUND, after reopening the channel
+ * the broker closed; -1 after printing any other failure. */
+int sb_client_queue_probe(sb_client *c, const char *queue, uint32_t *consumers);
 
 /* amqp_bytes_t view of a NUL-terminated string (no copy; borrowed). */
 amqp_bytes_t sb_client_bytes(const char *s);
