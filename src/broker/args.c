@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../common/alloc.h"
+
 typedef enum arg_check {
     ARG_NON_NEG_INT,    /* integer >= 0 */
     ARG_POS_INT,        /* integer > 0 (x-expires) */
@@ -49,7 +51,6 @@ static const arg_spec queue_args[] = {
 static const char *
 arg_problem(arg_check c, const sb_amqp_value *v, char *buf, size_t len)
 {
-    char term[160];
     int64_t i;
 
     switch (c) {
@@ -96,9 +97,7 @@ arg_problem(arg_check c, const sb_amqp_value *v, char *buf, size_t len)
         snprintf(buf, len, "\"unsupported queue type '%.*s'\"", SB_STR_ARGS(v->v.s));
         return buf;
     }
-    sb_amqp_fmt_term(term, sizeof term, v);
-    snprintf(buf, len, "{%s,%s}", c == ARG_OVERFLOW ? "invalid_overflow" : "invalid_queue_mode",
-             term);
+    snprintf(buf, len, "%s", c == ARG_OVERFLOW ? "invalid_overflow" : "invalid_queue_mode");
     return buf;
 }
 
@@ -113,12 +112,66 @@ sb_broker__queue_args_check(const char *qname, const char *vhost, const sb_amqp_
     for (size_t i = 0; i < COUNT(queue_args); i++) {
         const sb_amqp_value *v = sb_amqp_table_get(args, queue_args[i].name);
         const char *p = v ? arg_problem(queue_args[i].check, v, why, sizeof why) : NULL;
+        if (p == NULL && v != NULL && strcmp(queue_args[i].name, "x-dead-letter-routing-key") == 0 &&
+            sb_amqp_table_get(args, "x-dead-letter-exchange") == NULL)
+            p = "routing_key_but_no_dlx_defined";
         if (p != NULL)
             return sb_error_set(err, SB_PRECONDITION_FAILED,
                                 "invalid arg '%s' for queue '%s' in vhost '%s': %s",
                                 queue_args[i].name, qname, vhost, p);
     }
     return 0;
+}
+
+static int64_t
+int_arg(const sb_amqp_table *args, const char *key, int64_t def)
+{
+    const sb_amqp_value *v = sb_amqp_table_get(args, key);
+    int64_t i;
+
+    return v && sb_amqp_value_int(v, &i) ? i : def;
+}
+
+static char *
+str_arg(const sb_amqp_table *args, const char *key)
+{
+    const sb_amqp_value *v = sb_amqp_table_get(args, key);
+
+    return v && v->kind == SB_FV_LONGSTR ? sb_strndup(v->v.s.p, v->v.s.len) : NULL;
+}
+
+void
+sb_broker__queue_cfg(const sb_amqp_table *args, sb_queue_cfg *cfg)
+{
+    static const sb_amqp_table none = { 0 };
+    const sb_amqp_value *v;
+
+    if (args == NULL)
+        args = &none;
+    memset(cfg, 0, sizeof *cfg);
+    cfg->message_ttl = int_arg(args, "x-message-ttl", -1);
+    cfg->expires = int_arg(args, "x-expires", -1);
+    cfg->max_length = int_arg(args, "x-max-length", -1);
+    cfg->max_bytes = int_arg(args, "x-max-length-bytes", -1);
+    cfg->max_priority = (uint8_t)int_arg(args, "x-max-priority", 0);
+    cfg->dlx = str_arg(args, "x-dead-letter-exchange");
+    cfg->dlrk = str_arg(args, "x-dead-letter-routing-key");
+    v = sb_amqp_table_get(args, "x-single-active-consumer");
+    cfg->single_active = v && v->kind == SB_FV_BOOL && v->v.b;
+    v = sb_amqp_table_get(args, "x-overflow");
+    cfg->overflow = SB_OVERFLOW_DROP_HEAD;
+    if (v && v->kind == SB_FV_LONGSTR && sb_str_eq_c(v->v.s, "reject-publish"))
+        cfg->overflow = SB_OVERFLOW_REJECT_PUBLISH;
+    else if (v && v->kind == SB_FV_LONGSTR && sb_str_eq_c(v->v.s, "reject-publish-dlx"))
+        cfg->overflow = SB_OVERFLOW_REJECT_PUBLISH_DLX;
+}
+
+void
+sb_broker__queue_cfg_free(sb_queue_cfg *cfg)
+{
+    sb_free(cfg->dlx);
+    sb_free(cfg->dlrk);
+    memset(cfg, 0, sizeof *cfg);
 }
 
 /* RabbitMQ compares integer kinds as one class, float kinds as another. */

@@ -46,6 +46,7 @@ sb_broker__bchan_track(sb_bchan *ch, sb_queue *q, sb_consumer *c, sb_qentry *e)
     u->queue = q;
     u->consumer = c;
     u->entry = e;
+    u->counted = c != NULL;
     sb_list_push_back(&ch->unacked, &u->link);
     sb_list_push_back(&q->unacked, &u->qlink);
     q->unacked_count++;
@@ -66,14 +67,22 @@ touch(sb_dest_vec *touched, sb_queue *q)
         sb_dest_vec_push_unique(touched, q);
 }
 
-/* Forgets u; requeues its message or drops it. */
+/* How a delivery is settled. */
+typedef enum settle_mode {
+    SETTLE_ACK,             /* done: drop the message */
+    SETTLE_REQUEUE,         /* back to its queue */
+    SETTLE_REJECT,          /* dead-letter (or drop) as rejected */
+} settle_mode;
+
+/* Forgets u; requeues, dead-letters or drops its message. */
 static void
-settle(sb_bchan *ch, sb_unacked *u, bool requeue, sb_dest_vec *touched)
+settle(sb_bchan *ch, sb_unacked *u, settle_mode mode, sb_dest_vec *touched)
 {
     sb_list_remove(&u->link);
+    if (u->counted)
+        ch->unacked_count--;
     if (u->consumer != NULL) {
         u->consumer->unacked--;
-        ch->unacked_count--;
         touch(touched, u->consumer->queue);
     }
     if (u->queue != NULL) {
@@ -81,8 +90,10 @@ settle(sb_bchan *ch, sb_unacked *u, bool requeue, sb_dest_vec *touched)
         u->queue->unacked_count--;
         touch(touched, u->queue);
     }
-    if (requeue && u->queue != NULL)
+    if (mode == SETTLE_REQUEUE && u->queue != NULL)
         sb_broker__queue_requeue(u->queue, u->entry);
+    else if (mode == SETTLE_REJECT && u->queue != NULL)
+        sb_broker__deadletter(u->queue, u->entry, SB_DEATH_REJECTED);
     else
         sb_broker__qentry_free(u->entry);
     sb_free(u);
@@ -124,7 +135,7 @@ find_tag(sb_bchan *ch, uint64_t tag)
 /* Settles tag (or every tag up to it when multiple; all when tag is 0
  * and multiple). Requeued messages go back in their original order. */
 static int
-settle_tags(sb_bchan *ch, uint64_t tag, bool multiple, bool requeue, sb_error *err)
+settle_tags(sb_bchan *ch, uint64_t tag, bool multiple, settle_mode mode, sb_error *err)
 {
     sb_dest_vec touched = { 0 };
     sb_list *it, *tmp;
@@ -135,14 +146,23 @@ settle_tags(sb_bchan *ch, uint64_t tag, bool multiple, bool requeue, sb_error *e
                                 (unsigned long long)tag);
     }
     if (!multiple) {
-        settle(ch, find_tag(ch, tag), requeue, &touched);
-    } else {
+        settle(ch, find_tag(ch, tag), mode, &touched);
+    } else if (mode == SETTLE_REQUEUE) {
         /* Backwards, so requeued entries are inserted newest first and
          * each insertion walk stays short. */
         for (it = ch->unacked.prev, tmp = it->prev; it != &ch->unacked; it = tmp, tmp = it->prev) {
             sb_unacked *u = SB_CONTAINER_OF(it, sb_unacked, link);
             if (tag == 0 || u->tag <= tag)
-                settle(ch, u, requeue, &touched);
+                settle(ch, u, mode, &touched);
+        }
+    } else {
+        /* Forwards: dead letters leave in delivery order. Tags ascend, so
+         * stop at the first one past tag. */
+        sb_list_foreach_safe(it, tmp, &ch->unacked) {
+            sb_unacked *u = SB_CONTAINER_OF(it, sb_unacked, link);
+            if (tag != 0 && u->tag > tag)
+                break;
+            settle(ch, u, mode, &touched);
         }
     }
     if (ch->prefetch_global != 0)
@@ -155,13 +175,13 @@ settle_tags(sb_bchan *ch, uint64_t tag, bool multiple, bool requeue, sb_error *e
 int
 sb_bchan_ack(sb_bchan *ch, uint64_t tag, bool multiple, sb_error *err)
 {
-    return settle_tags(ch, tag, multiple, false, err);
+    return settle_tags(ch, tag, multiple, SETTLE_ACK, err);
 }
 
 int
 sb_bchan_nack(sb_bchan *ch, uint64_t tag, bool multiple, bool requeue, sb_error *err)
 {
-    return settle_tags(ch, tag, multiple, requeue, err);
+    return settle_tags(ch, tag, multiple, requeue ? SETTLE_REQUEUE : SETTLE_REJECT, err);
 }
 
 int
@@ -171,7 +191,7 @@ sb_bchan_recover(sb_bchan *ch, bool requeue, sb_error *err)
         return sb_error_set(err, SB_NOT_IMPLEMENTED, "requeue=false");
     if (sb_list_empty(&ch->unacked))
         return 0;
-    return settle_tags(ch, 0, true, true, err);
+    return settle_tags(ch, 0, true, SETTLE_REQUEUE, err);
 }
 
 /* ---- prefetch and flow ---- */
@@ -253,9 +273,6 @@ consume_check(sb_bchan *ch, sb_queue *q, const sb_consume_req *r, sb_error *err)
     if (q->has_exclusive_consumer || (r->exclusive && q->consumer_count > 0))
         return sb_error_set(err, SB_ACCESS_REFUSED, "queue '%s' in vhost '%s' in exclusive use",
                             q->name, ch->vhost->name);
-    if (r->tag.len > 0 && sb_map_get(&ch->consumer_tags, r->tag) != NULL)
-        return sb_error_set(err, SB_NOT_ALLOWED, "attempt to reuse consumer tag '%.*s'",
-                            SB_STR_ARGS(r->tag));
     return 0;
 }
 
@@ -267,6 +284,10 @@ sb_bchan_consume(sb_bchan *ch, const sb_consume_req *r, char *tag_out, sb_consum
     sb_consumer *c;
     int rc;
 
+    /* RabbitMQ checks the tag before the queue. */
+    if (r->tag.len > 0 && sb_map_get(&ch->consumer_tags, r->tag) != NULL)
+        return sb_error_set(err, SB_NOT_ALLOWED, "attempt to reuse consumer tag '%.*s'",
+                            SB_STR_ARGS(r->tag));
     if (sb_str_eq_c(r->queue, SB_REPLY_TO_QUEUE))
         return sb_broker__reply_consume(ch, r, tag_out, out, err);
     if (q == NULL)
@@ -296,6 +317,7 @@ sb_bchan_consume(sb_bchan *ch, const sb_consume_req *r, char *tag_out, sb_consum
     sb_map_put(&ch->consumer_tags, sb_str_make(c->tag, c->tag_len), c, NULL);
     q->consumer_count++;
     q->had_consumer = true;
+    sb_broker__queue_touch(q);
     if (r->exclusive)
         q->has_exclusive_consumer = true;
     *out = c;
@@ -327,10 +349,8 @@ sb_broker__consumer_free(sb_consumer *c, bool notify)
 
     sb_list_foreach(it, &ch->unacked) {
         sb_unacked *u = SB_CONTAINER_OF(it, sb_unacked, link);
-        if (u->consumer == c) {
-            u->consumer = NULL;
-            ch->unacked_count--;
-        }
+        if (u->consumer == c)
+            u->consumer = NULL;  /* still counts for the global prefetch */
     }
     sb_list_remove(&c->qlink);
     sb_list_remove(&c->clink);
@@ -372,12 +392,10 @@ sb_bchan_get(sb_bchan *ch, sb_str queue, bool no_ack, sb_deliver_info *d, sb_err
                             SB_STR_ARGS(queue), ch->vhost->name);
     if ((rc = sb_broker__queue_access(q, ch->owner, err)) != 0)
         return rc;
-    if (q->ready_count == 0)
+    sb_broker__queue_touch(q);
+    sb_broker__queue_expire_head(q);
+    if ((e = sb_broker__queue_pop(q)) == NULL)
         return 0;
-    e = SB_CONTAINER_OF(q->ready.next, sb_qentry, link);
-    sb_list_remove(&e->link);
-    q->ready_count--;
-    q->ready_bytes -= e->msg->body_len;
     d->redelivered = e->redelivered;
     d->message_count = q->ready_count;
     d->msg = sb_msg_ref(e->msg);
@@ -402,7 +420,7 @@ sb_bchan_free(sb_bchan *ch)
     sb_list_foreach_safe(it, tmp, &ch->consumers)
         sb_broker__consumer_free(SB_CONTAINER_OF(it, sb_consumer, clink), false);
     if (!sb_list_empty(&ch->unacked))
-        settle_tags(ch, 0, true, true, &err);
+        settle_tags(ch, 0, true, SETTLE_REQUEUE, &err);
     sb_map_free(&ch->consumer_tags);
     sb_free(ch);
 }

@@ -46,6 +46,7 @@ vhost_free(sb_vhost *v)
     size_t it = 0;
     void *val;
 
+    v->closing = true;
     /* Queues first: destroying a queue unlinks its bindings from exchanges. */
     while (sb_map_next(&v->queues, &it, NULL, &val))
         sb_broker__queue_destroy(val, false);
@@ -83,6 +84,12 @@ sb_broker_free(sb_broker *b)
     sb_map_free(&b->vhosts);
     sb_map_free(&b->reply_consumers);
     sb_free(b);
+}
+
+void
+sb_broker_set_loop(sb_broker *b, sb_loop *loop)
+{
+    b->loop = loop;
 }
 
 const sb_broker_limits *
@@ -130,6 +137,7 @@ sb_msg_new(sb_str props_raw, sb_str exchange, sb_str routing_key, uint64_t body_
     m->rk_len = (uint8_t)routing_key.len;
     m->delivery_mode = delivery_mode;
     m->priority = priority;
+    m->expiration_ms = -1;
     m->body_filled = 0;
     if (props_raw.len)
         memcpy(m->data, props_raw.p, props_raw.len);

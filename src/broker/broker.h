@@ -23,6 +23,7 @@
 #include "../common/map.h"
 #include "../common/rc.h"
 #include "../common/str.h"
+#include "../net/net.h"
 
 typedef struct sb_broker sb_broker;
 typedef struct sb_vhost sb_vhost;
@@ -43,6 +44,9 @@ typedef struct sb_broker_limits {
 sb_broker *sb_broker_new(const sb_broker_limits *lim);
 void sb_broker_free(sb_broker *b);
 const sb_broker_limits *sb_broker_limits_get(const sb_broker *b);
+/* Gives the broker a loop for its timers (message TTL, queue expiry).
+ * Without one, expiry happens only when a queue is next touched. */
+void sb_broker_set_loop(sb_broker *b, sb_loop *loop);
 /* The vhost named name, or NULL. */
 sb_vhost *sb_broker_vhost(sb_broker *b, sb_str name);
 const char *sb_vhost_name(const sb_vhost *v);
@@ -59,6 +63,7 @@ struct sb_msg {
     uint8_t rk_len;
     uint8_t delivery_mode;   /* 2 = persistent */
     uint8_t priority;
+    int64_t expiration_ms;   /* the expiration property, -1 when absent */
     uint64_t body_filled;    /* bytes of body received so far */
     uint8_t *body;           /* points into data[] */
     uint8_t data[];          /* props | exchange | routing key | body */
@@ -122,6 +127,7 @@ void sb_vhost_drop_owner(sb_vhost *v, const void *owner);
 /* ---- publishing ---- */
 typedef struct sb_publish_result {
     bool routed;            /* reached at least one queue */
+    bool rejected;          /* a queue refused it (x-overflow reject-publish): nack */
 } sb_publish_result;
 
 /* Checks that exchange exists and may be published to (404 / 403 for

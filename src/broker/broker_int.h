@@ -7,9 +7,11 @@
 #include "broker.h"
 #include "xtype.h"
 #include "../common/buf.h"
+#include "../net/net.h"
 
 struct sb_broker {
     sb_broker_limits lim;
+    sb_loop *loop;          /* for TTL and expiry timers; NULL in unit tests */
     sb_map vhosts;          /* name -> sb_vhost */
     sb_map reply_consumers; /* direct reply-to address -> sb_consumer */
     uint64_t name_seq;      /* for generated names */
@@ -22,6 +24,7 @@ struct sb_vhost {
     sb_map queues;          /* name -> sb_queue */
     sb_dest_vec route_tmp;  /* scratch for routing, reused per publish */
     sb_dest_vec route_seen; /* exchanges visited (e2e cycles) */
+    bool closing;           /* being freed: no auto-delete cascades */
 };
 
 /* A stored copy of a table (arguments): encoded bytes we own, decoded
@@ -64,6 +67,7 @@ struct sb_exchange {
     const sb_xtype *type;
     void *index;
     bool durable, auto_delete, internal, builtin;
+    bool deleting;          /* being freed: ignore auto-delete re-entry */
     sb_owned_table args;
     char *alternate;        /* alternate-exchange name, or NULL */
     sb_list bindings_out;
@@ -75,8 +79,36 @@ typedef struct sb_qentry {
     sb_list link;           /* ready list, or the bchan's unacked list */
     sb_msg *msg;            /* one reference */
     uint64_t seq;           /* enqueue order in this queue, for requeue */
+    uint64_t expires_at;    /* monotonic ms; 0: never */
+    uint8_t prio;           /* effective priority (capped at x-max-priority) */
     bool redelivered;
 } sb_qentry;
+
+typedef enum sb_overflow {
+    SB_OVERFLOW_DROP_HEAD,
+    SB_OVERFLOW_REJECT_PUBLISH,
+    SB_OVERFLOW_REJECT_PUBLISH_DLX,
+} sb_overflow;
+
+/* What a queue's x- arguments ask for, parsed once at declare. */
+typedef struct sb_queue_cfg {
+    int64_t message_ttl;    /* x-message-ttl ms, -1: none */
+    int64_t expires;        /* x-expires ms, -1: none */
+    int64_t max_length;     /* -1: no limit */
+    int64_t max_bytes;      /* -1: no limit */
+    sb_overflow overflow;
+    char *dlx;              /* x-dead-letter-exchange ("" is the default one), or NULL */
+    char *dlrk;             /* x-dead-letter-routing-key, or NULL */
+    uint8_t max_priority;   /* 0: not a priority queue */
+    bool single_active;     /* x-single-active-consumer */
+} sb_queue_cfg;
+
+/* Why a message is dead-lettered (x-death "reason"). */
+typedef enum sb_death {
+    SB_DEATH_REJECTED,
+    SB_DEATH_EXPIRED,
+    SB_DEATH_MAXLEN,
+} sb_death;
 
 struct sb_queue {
     sb_vhost *vhost;
@@ -85,6 +117,10 @@ struct sb_queue {
     bool durable, exclusive, auto_delete;
     const void *owner;      /* exclusive owner connection */
     sb_owned_table args;
+    sb_queue_cfg cfg;
+    sb_timer ttl_timer;     /* fires when the head message expires */
+    sb_timer expiry_timer;  /* x-expires: fires when the queue may be unused */
+    uint64_t last_used;     /* monotonic ms of the last consume/get/declare */
     sb_list ready;          /* sb_qentry, in delivery order */
     uint32_t ready_count;
     uint64_t ready_bytes;
@@ -123,6 +159,7 @@ typedef struct sb_unacked {
     sb_queue *queue;        /* NULL if the queue was deleted since */
     sb_consumer *consumer;  /* NULL for basic.get or after cancel */
     sb_qentry *entry;
+    bool counted;           /* counts against the channel's global prefetch */
 } sb_unacked;
 
 struct sb_bchan {
@@ -161,13 +198,24 @@ sb_exchange *sb_broker__exchange_find(sb_vhost *v, sb_str name);
 int sb_broker__bind(sb_exchange *src, sb_dest_kind kind, void *dest, sb_list *dest_in,
                     sb_str key, const sb_amqp_table *args, bool unbind);
 void sb_broker__binding_free(sb_binding *bd);
+/* Deletes x if it is auto-delete and has no bindings left as a source. */
+void sb_broker__exchange_maybe_auto_delete(sb_exchange *x);
 /* Appends the queues that (exchange, key, headers) routes to into out. */
 void sb_broker__route(sb_vhost *v, sb_exchange *x, sb_str key, const sb_amqp_table *headers,
                       sb_dest_vec *out);
 
+/* args.c */
+/* Fills cfg from validated arguments (owned strings freed by _cfg_free). */
+void sb_broker__queue_cfg(const sb_amqp_table *args, sb_queue_cfg *cfg);
+void sb_broker__queue_cfg_free(sb_queue_cfg *cfg);
+
 /* queue.c */
 sb_queue *sb_broker__queue_find(sb_vhost *v, sb_str name);
-void sb_broker__queue_enqueue(sb_queue *q, sb_msg *m);
+/* Adds m to q, applying length limits. Returns false when the queue
+ * refused it (x-overflow reject-publish*), for a publisher nack. */
+bool sb_broker__queue_enqueue(sb_queue *q, sb_msg *m);
+/* Removes the ready head (for dispatch, get, expiry and drop-head). */
+sb_qentry *sb_broker__queue_pop(sb_queue *q);
 /* Puts e back in its queue's ready list in enqueue order, redelivered. */
 void sb_broker__queue_requeue(sb_queue *q, sb_qentry *e);
 void sb_broker__queue_dispatch(sb_queue *q);
@@ -183,6 +231,26 @@ int sb_broker__reply_consume(sb_bchan *ch, const sb_consume_req *r, char *tag_ou
 void sb_broker__reply_cancel(sb_bchan *ch);
 /* Delivers m to the caller at address rk; false if it has gone. */
 bool sb_broker__reply_route(sb_broker *b, sb_str rk, sb_msg *m);
+
+/* queue_ttl.c: message TTL (x-message-ttl, expiration) and x-expires */
+uint64_t sb_broker__now(const sb_broker *b);
+/* When a message enqueued now in q expires (0: never). */
+uint64_t sb_broker__expiry_for(sb_queue *q, const sb_msg *m, uint64_t now);
+/* Drops (dead-letters) expired messages at the head; re-arms the timer. */
+void sb_broker__queue_expire_head(sb_queue *q);
+/* The queue was used (declare, consume, get): restarts x-expires. */
+void sb_broker__queue_touch(sb_queue *q);
+void sb_broker__queue_timers_init(sb_queue *q);
+void sb_broker__queue_timers_stop(sb_queue *q);
+
+/* deadletter.c */
+/* A copy of m with properties p (re-encoded), exchange and routing key:
+ * for the rare cases the broker must change a message. New reference. */
+sb_msg *sb_broker__msg_with_props(const sb_msg *m, const sb_amqp_props *p, sb_str exchange,
+                                  sb_str rk);
+/* Dead-letters e's message from q (consumes e) if q has a dead-letter
+ * exchange, else drops it. */
+void sb_broker__deadletter(sb_queue *q, sb_qentry *e, sb_death reason);
 
 /* bchan.c */
 /* Records a delivery on ch and hands it to c (c may be NULL for get). */

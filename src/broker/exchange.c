@@ -57,16 +57,22 @@ sb_broker__binding_free(sb_binding *bd)
     sb_free(bd);
 }
 
-/* Frees x and every binding from or to it; does not touch the registry. */
+/* Frees x and every binding from or to it; does not touch the registry.
+ * Sources left without bindings are auto-deleted, as RabbitMQ does. */
 void
 sb_broker__exchange_free(sb_exchange *x)
 {
-    sb_list *it, *tmp;
+    sb_list *it;
 
-    sb_list_foreach_safe(it, tmp, &x->bindings_out)
+    x->deleting = true;
+    while ((it = sb_list_first(&x->bindings_out)) != NULL)
         sb_broker__binding_free(SB_CONTAINER_OF(it, sb_binding, src_link));
-    sb_list_foreach_safe(it, tmp, &x->bindings_in)
-        sb_broker__binding_free(SB_CONTAINER_OF(it, sb_binding, dst_link));
+    while ((it = sb_list_first(&x->bindings_in)) != NULL) {
+        sb_binding *bd = SB_CONTAINER_OF(it, sb_binding, dst_link);
+        sb_exchange *src = bd->source;
+        sb_broker__binding_free(bd);
+        sb_broker__exchange_maybe_auto_delete(src);
+    }
     x->type->destroy(x->index);
     sb_broker__table_free(&x->args);
     sb_free(x->alternate);
@@ -79,6 +85,13 @@ exchange_remove(sb_exchange *x)
 {
     sb_map_del(&x->vhost->exchanges, sb_str_make(x->name, x->name_len));
     sb_broker__exchange_free(x);
+}
+
+void
+sb_broker__exchange_maybe_auto_delete(sb_exchange *x)
+{
+    if (x->auto_delete && !x->deleting && !x->vhost->closing && sb_list_empty(&x->bindings_out))
+        exchange_remove(x);
 }
 
 static int
@@ -191,8 +204,7 @@ sb_broker__bind(sb_exchange *src, sb_dest_kind kind, void *dest, sb_list *dest_i
         if (bd == NULL)
             return 0;  /* RabbitMQ: unbinding what is not bound succeeds */
         sb_broker__binding_free(bd);
-        if (src->auto_delete && sb_list_empty(&src->bindings_out))
-            exchange_remove(src);
+        sb_broker__exchange_maybe_auto_delete(src);
         return 0;
     }
     if (bd != NULL)
@@ -247,9 +259,12 @@ route_into(sb_vhost *v, sb_exchange *x, sb_str key, const sb_amqp_table *headers
 {
     size_t start = out->n, i;
 
+    bool matched;
+
     if (depth > ROUTE_MAX_DEPTH || seen_before(&v->route_seen, x))
         return;
     x->type->route(x->index, key, headers, out);
+    matched = out->n > start;
     /* Exchange destinations are replaced by what they route to. */
     for (i = start; i < out->n;) {
         uintptr_t p = (uintptr_t)out->v[i];
@@ -260,7 +275,9 @@ route_into(sb_vhost *v, sb_exchange *x, sb_str key, const sb_amqp_table *headers
         out->v[i] = out->v[--out->n];
         route_into(v, (sb_exchange *)(p & ~SB_DEST_TAG_EXCHANGE), key, headers, out, depth + 1);
     }
-    if (out->n == start && x->alternate != NULL) {
+    /* The alternate exchange takes what this exchange's own bindings did
+     * not match, not what matched bindings failed to deliver (RabbitMQ). */
+    if (!matched && x->alternate != NULL) {
         sb_exchange *ae = sb_broker__exchange_find(v, sb_str_c(x->alternate));
         if (ae != NULL)
             route_into(v, ae, key, headers, out, depth + 1);
@@ -289,34 +306,88 @@ sb_publish_check(sb_vhost *v, sb_str exchange, sb_error *err)
     return 0;
 }
 
-int
-sb_publish(sb_vhost *v, sb_msg *m, const sb_amqp_table *headers, sb_publish_result *res,
-           sb_error *err)
+/* Routes key from x (the default exchange: the queue named key). */
+static void
+route_key(sb_vhost *v, sb_exchange *x, sb_str key, const sb_amqp_table *headers, sb_dest_vec *out)
 {
-    sb_str xname = sb_msg_exchange(m), key = sb_msg_rk(m);
-    sb_exchange *x;
-    sb_dest_vec *out = &v->route_tmp;
-    int rc;
-
-    res->routed = false;
-    if ((rc = sb_publish_check(v, xname, err)) != 0)
-        return rc;
-    x = sb_broker__exchange_find(v, xname);
-    out->n = 0;
-    if (xname.len == 0 && sb_str_has_prefix(key, SB_REPLY_TO_QUEUE ".")) {
-        res->routed = sb_broker__reply_route(v->broker, key, m);
-        return 0;
-    }
-    if (xname.len == 0) {
-        /* The default exchange binds every queue by its name implicitly. */
+    if (x->name_len == 0) {
         sb_queue *q = sb_broker__queue_find(v, key);
         if (q != NULL)
             sb_dest_vec_push_unique(out, q);
     } else {
         sb_broker__route(v, x, key, headers, out);
     }
+}
+
+/* The CC and BCC headers name more routing keys (RabbitMQ's sender-
+ * selected distribution). */
+static void
+route_extra_keys(sb_vhost *v, sb_exchange *x, const sb_amqp_table *headers, const char *name,
+                 sb_dest_vec *out)
+{
+    const sb_amqp_value *a = sb_amqp_table_get(headers, name);
+
+    if (a == NULL || a->kind != SB_FV_ARRAY)
+        return;
+    for (uint32_t i = 0; i < a->v.a.n; i++)
+        if (a->v.a.v[i].kind == SB_FV_LONGSTR)
+            route_key(v, x, a->v.a.v[i].v.s, headers, out);
+}
+
+/* m without its BCC header, which no receiver may see. New reference. */
+static sb_msg *
+without_bcc(sb_msg *m)
+{
+    sb_arena a = SB_ARENA_INIT;
+    sb_amqp_props p;
+    sb_msg *n = NULL;
+    uint32_t k = 0;
+
+    if (sb_amqp_props_decode(sb_msg_props(m).p, sb_msg_props(m).len, &p, &a) == 0) {
+        sb_amqp_entry *e = sb_arena_alloc(&a, p.headers.n * sizeof *e);
+        for (uint32_t i = 0; i < p.headers.n; i++)
+            if (!sb_str_eq_c(p.headers.e[i].key, "BCC"))
+                e[k++] = p.headers.e[i];
+        p.headers = (sb_amqp_table){ .n = k, .e = e };
+        n = sb_broker__msg_with_props(m, &p, sb_msg_exchange(m), sb_msg_rk(m));
+    }
+    sb_arena_free(&a);
+    return n ? n : sb_msg_ref(m);
+}
+
+int
+sb_publish(sb_vhost *v, sb_msg *m, const sb_amqp_table *headers, sb_publish_result *res,
+           sb_error *err)
+{
+    sb_str xname = sb_msg_exchange(m), key = sb_msg_rk(m);
+    sb_dest_vec *out = &v->route_tmp;
+    bool bcc = headers && sb_amqp_table_get(headers, "BCC") != NULL;
+    sb_exchange *x;
+    int rc;
+
+    res->routed = false;
+    res->rejected = false;
+    if ((rc = sb_publish_check(v, xname, err)) != 0)
+        return rc;
+    if (xname.len == 0 && sb_str_has_prefix(key, SB_REPLY_TO_QUEUE ".")) {
+        res->routed = sb_broker__reply_route(v->broker, key, m);
+        return 0;
+    }
+    x = sb_broker__exchange_find(v, xname);
+    out->n = 0;
+    route_key(v, x, key, headers, out);
+    if (headers != NULL) {
+        route_extra_keys(v, x, headers, "CC", out);
+        route_extra_keys(v, x, headers, "BCC", out);
+    }
+    if (bcc)
+        m = without_bcc(m);
+    /* Enqueueing may dead-letter, which routes with its own vector. */
     for (size_t i = 0; i < out->n; i++)
-        sb_broker__queue_enqueue(out->v[i], m);
+        if (!sb_broker__queue_enqueue(out->v[i], m))
+            res->rejected = true;
     res->routed = out->n > 0;
+    if (bcc)
+        sb_msg_unref(m);
     return 0;
 }

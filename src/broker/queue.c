@@ -93,11 +93,13 @@ queue_new(sb_vhost *v, sb_str name, const sb_queue_decl *d)
     q->auto_delete = d->auto_delete;
     q->owner = d->exclusive ? d->owner : NULL;
     sb_broker__table_copy(&q->args, d->args);
+    sb_broker__queue_cfg(d->args, &q->cfg);
     sb_list_init(&q->ready);
     sb_list_init(&q->unacked);
     sb_list_init(&q->consumers);
     sb_list_init(&q->bindings_in);
     sb_map_put(&v->queues, name, q, NULL);
+    sb_broker__queue_timers_init(q);
     /* Every queue is bound to the default exchange by its name; that
      * binding is implicit (see sb_publish), so nothing to record here. */
     return q;
@@ -119,6 +121,14 @@ sb_queue_declare(sb_vhost *v, const sb_queue_decl *d, sb_queue_info *out, sb_err
     sb_queue *q;
     int rc;
 
+    if (sb_str_eq_c(name, SB_REPLY_TO_QUEUE)) {
+        /* RabbitMQ answers for the direct reply-to pseudo-queue as if it
+         * had one consumer: the caller itself. */
+        snprintf(out->name, sizeof out->name, "%s", SB_REPLY_TO_QUEUE);
+        out->messages = 0;
+        out->consumers = 1;
+        return 0;
+    }
     if (d->passive) {
         q = sb_broker__queue_find(v, name);
         if (q == NULL)
@@ -147,6 +157,7 @@ sb_queue_declare(sb_vhost *v, const sb_queue_decl *d, sb_queue_info *out, sb_err
             return locked(q, err);
         if ((rc = check_equivalent(q, d, err)) != 0)
             return rc;
+        sb_broker__queue_touch(q);
     } else {
         q = queue_new(v, name, d);
     }
@@ -185,15 +196,13 @@ sb_broker__queue_destroy(sb_queue *q, bool notify_consumers)
     sb_list *it, *tmp;
 
     q->deleted = true;
+    sb_broker__queue_timers_stop(q);
     sb_map_del(&q->vhost->queues, sb_str_make(q->name, q->name_len));
     sb_list_foreach_safe(it, tmp, &q->bindings_in) {
         sb_binding *bd = SB_CONTAINER_OF(it, sb_binding, dst_link);
         sb_exchange *src = bd->source;
         sb_broker__binding_free(bd);
-        if (src->auto_delete && sb_list_empty(&src->bindings_out)) {
-            sb_map_del(&src->vhost->exchanges, sb_str_make(src->name, src->name_len));
-            sb_broker__exchange_free(src);
-        }
+        sb_broker__exchange_maybe_auto_delete(src);
     }
     sb_list_foreach_safe(it, tmp, &q->consumers)
         sb_broker__consumer_free(SB_CONTAINER_OF(it, sb_consumer, qlink), notify_consumers);
@@ -204,6 +213,7 @@ sb_broker__queue_destroy(sb_queue *q, bool notify_consumers)
     }
     drop_ready(q);
     sb_broker__table_free(&q->args);
+    sb_broker__queue_cfg_free(&q->cfg);
     sb_free(q->name);
     sb_free(q);
 }
@@ -286,19 +296,72 @@ sb_vhost_drop_owner(sb_vhost *v, const void *owner)
 
 /* ---- ready list and dispatch ---- */
 
-void
-sb_broker__queue_enqueue(sb_queue *q, sb_msg *m)
+static bool
+over_limit(const sb_queue *q, uint32_t more, uint64_t more_bytes)
+{
+    return (q->cfg.max_length >= 0 && (int64_t)(q->ready_count + more) > q->cfg.max_length) ||
+           (q->cfg.max_bytes >= 0 && (int64_t)(q->ready_bytes + more_bytes) > q->cfg.max_bytes);
+}
+
+static void
+ready_link(sb_queue *q, sb_qentry *e, sb_list *before)
+{
+    sb_list_insert_before(before, &e->link);
+    q->ready_count++;
+    q->ready_bytes += e->msg->body_len;
+}
+
+sb_qentry *
+sb_broker__queue_pop(sb_queue *q)
+{
+    sb_qentry *e;
+
+    if (q->ready_count == 0)
+        return NULL;
+    e = SB_CONTAINER_OF(q->ready.next, sb_qentry, link);
+    sb_list_remove(&e->link);
+    q->ready_count--;
+    q->ready_bytes -= e->msg->body_len;
+    return e;
+}
+
+static sb_qentry *
+qentry_new(sb_queue *q, sb_msg *m)
 {
     sb_qentry *e = sb_malloc(sizeof *e);
 
     e->msg = sb_msg_ref(m);
     e->seq = q->next_seq++;
     e->redelivered = false;
-    sb_list_push_back(&q->ready, &e->link);
-    q->ready_count++;
-    q->ready_bytes += m->body_len;
+    e->prio = m->priority < q->cfg.max_priority ? m->priority : q->cfg.max_priority;
+    e->expires_at = sb_broker__expiry_for(q, m, sb_broker__now(q->vhost->broker));
+    return e;
+}
+
+bool
+sb_broker__queue_enqueue(sb_queue *q, sb_msg *m)
+{
+    sb_list *at = &q->ready;
+    sb_qentry *e;
+
+    if (q->cfg.overflow != SB_OVERFLOW_DROP_HEAD && over_limit(q, 1, m->body_len)) {
+        if (q->cfg.overflow == SB_OVERFLOW_REJECT_PUBLISH_DLX)
+            sb_broker__deadletter(q, qentry_new(q, m), SB_DEATH_MAXLEN);
+        return false;
+    }
+    e = qentry_new(q, m);
+    /* Priority order, FIFO within a priority: walk back past lower ones. */
+    while (q->cfg.max_priority && at->prev != &q->ready &&
+           SB_CONTAINER_OF(at->prev, sb_qentry, link)->prio < e->prio)
+        at = at->prev;
+    ready_link(q, e, at);
+    while (over_limit(q, 0, 0) && q->ready_count > 0)
+        sb_broker__deadletter(q, sb_broker__queue_pop(q), SB_DEATH_MAXLEN);
     if (q->consumer_count > 0)
         sb_broker__queue_dispatch(q);
+    if (q->ready_count > 0 && e->expires_at != 0)
+        sb_broker__queue_expire_head(q);
+    return true;
 }
 
 void
@@ -307,15 +370,14 @@ sb_broker__queue_requeue(sb_queue *q, sb_qentry *e)
     sb_list *it;
 
     e->redelivered = true;
-    /* Back in enqueue order: requeued entries are older than most ready
-     * ones, so the walk from the head is short. */
+    /* Back in its place: priority first, then enqueue order. Requeued
+     * entries are older than most ready ones, so the walk is short. */
     sb_list_foreach(it, &q->ready) {
-        if (SB_CONTAINER_OF(it, sb_qentry, link)->seq > e->seq)
+        sb_qentry *o = SB_CONTAINER_OF(it, sb_qentry, link);
+        if (o->prio < e->prio || (o->prio == e->prio && o->seq > e->seq))
             break;
     }
-    sb_list_insert_before(it, &e->link);
-    q->ready_count++;
-    q->ready_bytes += e->msg->body_len;
+    ready_link(q, e, it);
 }
 
 /* The consumer that gets the next message: the first with credit in
@@ -326,6 +388,13 @@ next_consumer(sb_queue *q)
 {
     sb_list *it;
 
+    if (q->cfg.single_active) {
+        /* Only the first consumer to subscribe is active. */
+        it = sb_list_first(&q->consumers);
+        return it && sb_broker__consumer_has_credit(SB_CONTAINER_OF(it, sb_consumer, qlink))
+                   ? SB_CONTAINER_OF(it, sb_consumer, qlink)
+                   : NULL;
+    }
     sb_list_foreach(it, &q->consumers) {
         sb_consumer *c = SB_CONTAINER_OF(it, sb_consumer, qlink);
         if (sb_broker__consumer_has_credit(c))
@@ -339,6 +408,8 @@ rotate(sb_queue *q, sb_consumer *c)
 {
     sb_list *it = c->qlink.next;
 
+    if (q->cfg.single_active)
+        return;
     while (it != &q->consumers && SB_CONTAINER_OF(it, sb_consumer, qlink)->priority == c->priority)
         it = it->next;
     if (it == c->qlink.next)
@@ -374,13 +445,13 @@ sb_broker__queue_dispatch(sb_queue *q)
     if (q->dispatching)
         return;
     q->dispatching = true;
+    sb_broker__queue_expire_head(q);
     while (q->ready_count > 0 && (c = next_consumer(q)) != NULL) {
-        sb_qentry *e = SB_CONTAINER_OF(q->ready.next, sb_qentry, link);
-        sb_list_remove(&e->link);
-        q->ready_count--;
-        q->ready_bytes -= e->msg->body_len;
+        sb_qentry *e = sb_broker__queue_pop(q);
         rotate(q, c);
         deliver_one(q, c, e);
+        if (q->ready_count > 0)
+            sb_broker__queue_expire_head(q);
     }
     q->dispatching = false;
 }
@@ -388,6 +459,14 @@ sb_broker__queue_dispatch(sb_queue *q)
 void
 sb_broker__queue_consumer_gone(sb_queue *q)
 {
-    if (q->auto_delete && q->had_consumer && q->consumer_count == 0 && !q->deleted)
+    if (q->deleted)
+        return;
+    if (q->auto_delete && q->had_consumer && q->consumer_count == 0) {
         sb_broker__queue_destroy(q, false);
+        return;
+    }
+    sb_broker__queue_touch(q);
+    /* With a single active consumer, the next one takes over. */
+    if (q->cfg.single_active)
+        sb_broker__queue_dispatch(q);
 }

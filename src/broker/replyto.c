@@ -47,9 +47,6 @@ sb_broker__reply_consume(sb_bchan *ch, const sb_consume_req *r, char *tag_out, s
         return sb_error_set(err, SB_PRECONDITION_FAILED, "reply consumer cannot acknowledge");
     if (ch->reply != NULL)
         return sb_error_set(err, SB_PRECONDITION_FAILED, "reply consumer already set");
-    if (r->tag.len > 0 && sb_map_get(&ch->consumer_tags, r->tag) != NULL)
-        return sb_error_set(err, SB_NOT_ALLOWED, "attempt to reuse consumer tag '%.*s'",
-                            SB_STR_ARGS(r->tag));
     c = sb_calloc(1, sizeof *c);
     c->ch = ch;
     c->no_ack = true;

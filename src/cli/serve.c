@@ -202,6 +202,7 @@ sb_cli_serve(int argc, char **argv)
     }
     lim.max_message_bytes = c.max_message_bytes;
     broker = sb_broker_new(&lim);
+    sb_broker_set_loop(broker, ctx.loop);
     session_opts(&c, &so);
     ctx.sessions = sb_sessions_new(ctx.loop, broker, &so);
     sb_timer_init(&ctx.stop_timer, stop_now, &ctx);

@@ -264,6 +264,23 @@ sb_session__confirm_ready(sb_chan *ch, uint64_t seq)
         sb_list_push_back(&ch->conn->confirm_dirty, &ch->dirty_link);
 }
 
+void
+sb_session__confirm_nack(sb_chan *ch, uint64_t seq)
+{
+    sb_amqp_method m = { .id = SB_M_BASIC_NACK };
+
+    /* Everything before seq was routed: acknowledge it first, in order. */
+    ch->confirm_ready = seq - 1;
+    sb_list_remove(&ch->dirty_link);
+    if (ch->confirm_ready > ch->confirm_sent) {
+        sb_list_push_back(&ch->conn->confirm_dirty, &ch->dirty_link);
+        sb_session__flush_confirms(ch->conn);
+    }
+    m.u.basic_nack.delivery_tag = seq;
+    sb_session__send(ch->conn, ch->id, &m);
+    ch->confirm_sent = ch->confirm_ready = seq;
+}
+
 /* One basic.ack per channel per batch of input: multiple=true covers
  * every publish up to the highest one routed. */
 void

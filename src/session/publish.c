@@ -4,6 +4,7 @@
  * the message; every queue and every delivery shares that copy. */
 #include "session_int.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "../common/alloc.h"
@@ -32,6 +33,7 @@ static int
 publish_complete(sb_chan *ch, sb_error *err)
 {
     sb_msg *m = ch->pub_msg;
+    bool rejected;
     int rc = 0;
 
     ch->pub_msg = NULL;
@@ -47,10 +49,14 @@ publish_complete(sb_chan *ch, sb_error *err)
         sb_list_push_back(&ch->tx_ops, &op->link);
         return 0;
     }
-    rc = sb_session__route(ch, m, ch->pub_mandatory, err);
+    rc = sb_session__route(ch, m, ch->pub_mandatory, &rejected, err);
     sb_msg_unref(m);
-    if (rc == 0 && ch->confirm)
-        sb_session__confirm_ready(ch, ch->pub_seq);
+    if (rc == 0 && ch->confirm) {
+        if (rejected)
+            sb_session__confirm_nack(ch, ch->pub_seq);
+        else
+            sb_session__confirm_ready(ch, ch->pub_seq);
+    }
     return rc;
 }
 
@@ -65,6 +71,33 @@ check_props(sb_chan *ch, const sb_amqp_props *p, sb_error *err)
     if ((p->flags & SB_PROP_DELIVERY_MODE) && p->delivery_mode != 1 && p->delivery_mode != 2)
         return sb_error_set(err, SB_PRECONDITION_FAILED,
                             "invalid message: {delivery_mode_unknown,%u}", p->delivery_mode);
+    return 0;
+}
+
+/* The expiration property: a non-negative integer of milliseconds, in
+ * text. Sets *ms (-1 when absent) or fails as RabbitMQ does. */
+static int
+parse_expiration(const sb_amqp_props *p, int64_t *ms, sb_error *err)
+{
+    sb_str e = p->expiration;
+    int64_t v = 0;
+    size_t i = 0;
+    bool neg;
+
+    *ms = -1;
+    if (!(p->flags & SB_PROP_EXPIRATION))
+        return 0;
+    neg = e.len > 0 && e.p[0] == '-';
+    for (i = neg ? 1 : 0; i < e.len && e.p[i] >= '0' && e.p[i] <= '9' && v < INT64_MAX / 10; i++)
+        v = v * 10 + (e.p[i] - '0');
+    if (e.len == (neg ? 1u : 0u) || i != e.len)
+        return sb_error_set(err, SB_PRECONDITION_FAILED, "invalid expiration '%.*s': no_integer",
+                            SB_STR_ARGS(e));
+    if (neg)
+        return sb_error_set(err, SB_PRECONDITION_FAILED,
+                            "invalid expiration '%.*s': {value_negative,-%lld}", SB_STR_ARGS(e),
+                            (long long)v);
+    *ms = v;
     return 0;
 }
 
@@ -93,6 +126,7 @@ sb_session__content_header(sb_chan *ch, const sb_amqp_frame *f, sb_error *err)
 {
     const sb_broker_limits *lim = sb_broker_limits_get(ch->conn->srv->broker);
     sb_amqp_header h;
+    int64_t expiration;
     int rc;
 
     if (sb_amqp_header_decode(f->payload.p, f->payload.len, &h, &ch->conn->arena) < 0)
@@ -103,6 +137,7 @@ sb_session__content_header(sb_chan *ch, const sb_amqp_frame *f, sb_error *err)
                             (unsigned long long)h.body_size,
                             (unsigned long long)lim->max_message_bytes);
     if ((rc = check_props(ch, &h.props, err)) != 0 ||
+        (rc = parse_expiration(&h.props, &expiration, err)) != 0 ||
         (rc = rewrite_reply_to(ch, &h.props, &h.props_raw, err)) != 0)
         return rc;
     ch->pub_msg = sb_msg_new(h.props_raw, sb_str_make(ch->pub_exchange, ch->pub_exchange_len),
@@ -112,6 +147,7 @@ sb_session__content_header(sb_chan *ch, const sb_amqp_frame *f, sb_error *err)
     if (ch->pub_msg == NULL)
         return sb_error_set(err, SB_RESOURCE_ERROR, "out of memory for a %llu-byte message",
                             (unsigned long long)h.body_size);
+    ch->pub_msg->expiration_ms = expiration;
     ch->ca = CA_BODY;
     if (h.body_size == 0)
         return publish_complete(ch, err);
@@ -147,7 +183,7 @@ send_return(sb_chan *ch, sb_msg *m)
 }
 
 int
-sb_session__route(sb_chan *ch, sb_msg *m, bool mandatory, sb_error *err)
+sb_session__route(sb_chan *ch, sb_msg *m, bool mandatory, bool *rejected, sb_error *err)
 {
     sb_amqp_props props;
     const sb_amqp_table *headers = NULL;
@@ -160,10 +196,12 @@ sb_session__route(sb_chan *ch, sb_msg *m, bool mandatory, sb_error *err)
         if (sb_amqp_props_decode(raw.p, raw.len, &props, &ch->conn->arena) == 0)
             headers = &props.headers;
     }
+    *rejected = false;
     if ((rc = sb_publish(ch->conn->vhost, m, headers, &res, err)) != 0)
         return rc;
     if (!res.routed && mandatory)
         send_return(ch, m);
+    *rejected = res.rejected;
     return 0;
 }
 

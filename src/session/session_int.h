@@ -125,6 +125,8 @@ void sb_session__chan_frame(sb_sconn *sc, const sb_amqp_frame *f);
 /* Sends pending confirms of every dirty channel. */
 void sb_session__flush_confirms(sb_sconn *sc);
 void sb_session__confirm_ready(sb_chan *ch, uint64_t seq);
+/* Publish seq was refused by a queue: acks before it go out, then a nack. */
+void sb_session__confirm_nack(sb_chan *ch, uint64_t seq);
 
 /* The per-class handlers: return 0 or a reply code with err set. */
 int sb_session__on_exchange(sb_chan *ch, const sb_amqp_method *m, sb_error *err);
@@ -137,7 +139,7 @@ int sb_session__publish_start(sb_chan *ch, const sb_m_basic_publish *p, sb_error
 int sb_session__content_header(sb_chan *ch, const sb_amqp_frame *f, sb_error *err);
 int sb_session__content_body(sb_chan *ch, const sb_amqp_frame *f, sb_error *err);
 /* Routes one complete message (also used by tx.commit). */
-int sb_session__route(sb_chan *ch, sb_msg *m, bool mandatory, sb_error *err);
+int sb_session__route(sb_chan *ch, sb_msg *m, bool mandatory, bool *rejected, sb_error *err);
 void sb_session__tx_clear(sb_chan *ch);
 
 /* deliver.c */

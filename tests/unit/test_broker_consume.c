@@ -192,14 +192,6 @@ global_prefetch_still_counts_deliveries_of_a_cancelled_consumer(void **state)
     sb_error err = { 0 };
     tb_consumer c1, c2;
 
-    /* BUG: bchan.c sb_broker__consumer_free() decrements ch->unacked_count
-     * for the cancelled consumer's unacked deliveries, so they stop counting
-     * against basic.qos global=true although they are still unacked on the
-     * channel. RabbitMQ's limiter (rabbit_limiter volume) only shrinks on
-     * ack/nack/reject (rabbit_channel:notify_limiter counts every settled
-     * consumer delivery, cancelled or not), so a new consumer on the channel
-     * must get nothing until those deliveries are settled. */
-    TB_SKIP_BUG();
     b = tb_broker();
     v = tb_vhost(b);
     ch = sb_bchan_new(b, v, conn_a);
@@ -305,10 +297,6 @@ a_single_active_consumer_queue_feeds_only_its_first_consumer(void **state)
     sb_error err = { 0 };
     tb_consumer c1, c2;
 
-    /* BUG: x-single-active-consumer is accepted (args.c) but queue.c
-     * dispatches round-robin regardless. RabbitMQ gives every message to
-     * the first registered consumer while it is there; c2 is a standby. */
-    TB_SKIP_BUG();
     b = tb_broker();
     v = tb_vhost(b);
     ch = sb_bchan_new(b, v, conn_a);
@@ -409,13 +397,6 @@ a_reused_tag_is_530_even_when_the_queue_is_missing(void **state)
     sb_error err = { 0 };
     tb_consumer c1, c2;
 
-    /* BUG: bchan.c sb_bchan_consume() looks the queue up (404) before it
-     * checks the tag (consume_check, 530). RabbitMQ's rabbit_channel
-     * handle_method('basic.consume') checks maps:find(ConsumerTag,
-     * ConsumerMapping) first and raises NOT_ALLOWED "attempt to reuse
-     * consumer tag 'worker'" before it resolves the queue. The same order
-     * holds for the reply-to pseudo-queue (tag check before no_ack). */
-    TB_SKIP_BUG();
     b = tb_broker();
     v = tb_vhost(b);
     ch = sb_bchan_new(b, v, conn_a);

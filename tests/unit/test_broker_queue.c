@@ -469,12 +469,6 @@ x_max_length_drops_the_oldest_messages_past_the_limit(void **state)
     sb_deliver_info di;
     sb_error err = { 0 };
 
-    /* BUG: x-max-length (and x-max-length-bytes, x-overflow) are validated
-     * and stored by args.c / queue.c sb_queue_declare but never enforced:
-     * sb_broker__queue_enqueue() appends without a limit. RabbitMQ's
-     * default overflow (drop-head) keeps the newest 2 here. The same holds
-     * for x-message-ttl, x-expires and x-dead-letter-*: accepted, ignored. */
-    TB_SKIP_BUG();
     b = tb_broker();
     v = tb_vhost(b);
     ch = sb_bchan_new(b, v, conn_a);
@@ -504,11 +498,6 @@ x_max_priority_delivers_higher_priority_messages_first(void **state)
     sb_error err = { 0 };
     static const uint8_t prios[] = { 1, 9, 5 };
 
-    /* BUG: x-max-priority is accepted (args.c checks 0..255) but queue.c
-     * keeps one FIFO ready list and ignores sb_msg.priority. RabbitMQ
-     * priority queues hand out the highest priority (capped at the max)
-     * first: here 9, 5, 1. */
-    TB_SKIP_BUG();
     b = tb_broker();
     v = tb_vhost(b);
     ch = sb_bchan_new(b, v, conn_a);
