@@ -451,3 +451,23 @@ def test_client_that_sends_heartbeats_stays_connected(broker):
                 pass
         c.send_method(0, R.CONNECTION_CLOSE, R.short(200) + R.shortstr("bye") + R.short(0) + R.short(0))
         assert c.read_method().method == R.CONNECTION_CLOSE_OK
+
+
+@pytest.mark.parametrize("frames,expected", [
+    (R.method_frame(1, (40, 10), R.short(0) + R.shortstr("weird-x") + R.shortstr("weird") + b"\x00"
+                    + R.table({})),
+     (503, "COMMAND_INVALID - unknown exchange type 'weird'", 40, 10)),
+    (R.method_frame(1, R.BASIC_PUBLISH, R.short(0) + R.shortstr("") + R.shortstr("q") + b"\x02")
+     + R.content_header_frame(1, 0),
+     (540, "NOT_IMPLEMENTED - immediate=true", 60, 40)),
+    (R.method_frame(1, (60, 10), R.long_(1000) + R.short(0) + b"\x00"),
+     (540, "NOT_IMPLEMENTED - prefetch_size!=0 (1000)", 60, 10)),
+    (R.method_frame(1, (60, 110), b"\x00"),
+     (540, "NOT_IMPLEMENTED - requeue=false", 60, 110)),
+], ids=["unknown-exchange-type", "immediate", "prefetch-size", "recover-no-requeue"])
+def test_connection_level_errors_name_the_offending_method(broker, frames, expected):
+    with raw(broker) as c:
+        c.handshake()
+        c.open_channel(1)
+        c.send(frames)
+        assert c.read_close() == expected
