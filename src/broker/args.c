@@ -18,6 +18,7 @@ typedef enum arg_check {
     ARG_OVERFLOW,       /* drop-head, reject-publish, reject-publish-dlx */
     ARG_QUEUE_MODE,     /* default, lazy */
     ARG_QUEUE_TYPE,     /* classic (quorum accepted as classic) */
+    ARG_DELAYS,         /* non-empty array of integers >= 0 (x-retry-delays) */
 } arg_check;
 
 typedef struct arg_spec {
@@ -44,6 +45,7 @@ static const arg_spec queue_args[] = {
     { "x-queue-type", ARG_QUEUE_TYPE },
     { "x-single-active-consumer", ARG_BOOL },
     { "x-delivery-limit", ARG_NON_NEG_INT },
+    { "x-retry-delays", ARG_DELAYS },
 };
 
 /* What is wrong with v for check c, as RabbitMQ prints it (~p of the
@@ -54,6 +56,17 @@ arg_problem(arg_check c, const sb_amqp_value *v, char *buf, size_t len)
     int64_t i;
 
     switch (c) {
+    case ARG_DELAYS:
+        if (v->kind != SB_FV_ARRAY || v->v.a.n == 0) {
+            snprintf(buf, len, "\"expected a non-empty array of delays in milliseconds\"");
+            return buf;
+        }
+        for (uint32_t k = 0; k < v->v.a.n; k++)
+            if (!sb_amqp_value_int(&v->v.a.v[k], &i) || i < 0) {
+                snprintf(buf, len, "\"delay %u is not a non-negative integer\"", k + 1);
+                return buf;
+            }
+        return NULL;
     case ARG_NON_NEG_INT:
     case ARG_POS_INT:
     case ARG_PRIORITY:
@@ -158,6 +171,17 @@ sb_broker__queue_cfg(const sb_amqp_table *args, sb_queue_cfg *cfg)
     cfg->dlrk = str_arg(args, "x-dead-letter-routing-key");
     v = sb_amqp_table_get(args, "x-single-active-consumer");
     cfg->single_active = v && v->kind == SB_FV_BOOL && v->v.b;
+    cfg->delivery_limit = int_arg(args, "x-delivery-limit", -1);
+    v = sb_amqp_table_get(args, "x-retry-delays");
+    if (v && v->kind == SB_FV_ARRAY && v->v.a.n > 0) {
+        cfg->nretry = v->v.a.n;
+        cfg->retry_delays = sb_calloc(v->v.a.n, sizeof *cfg->retry_delays);
+        for (uint32_t k = 0; k < v->v.a.n; k++) {
+            int64_t d = 0;
+            sb_amqp_value_int(&v->v.a.v[k], &d);
+            cfg->retry_delays[k] = d > 0 ? (uint64_t)d : 0;
+        }
+    }
     v = sb_amqp_table_get(args, "x-overflow");
     cfg->overflow = SB_OVERFLOW_DROP_HEAD;
     if (v && v->kind == SB_FV_LONGSTR && sb_str_eq_c(v->v.s, "reject-publish"))
@@ -171,6 +195,7 @@ sb_broker__queue_cfg_free(sb_queue_cfg *cfg)
 {
     sb_free(cfg->dlx);
     sb_free(cfg->dlrk);
+    sb_free(cfg->retry_delays);
     memset(cfg, 0, sizeof *cfg);
 }
 

@@ -92,8 +92,10 @@ settle(sb_bchan *ch, sb_unacked *u, settle_mode mode, sb_dest_vec *touched)
     }
     if (mode == SETTLE_REQUEUE && u->queue != NULL)
         sb_broker__queue_requeue(u->queue, u->entry);
-    else if (mode == SETTLE_REJECT && u->queue != NULL)
-        sb_broker__deadletter(u->queue, u->entry, SB_DEATH_REJECTED);
+    else if (mode == SETTLE_REJECT && u->queue != NULL) {
+        if (!sb_broker__retry(u->queue, u->entry))
+            sb_broker__deadletter(u->queue, u->entry, SB_DEATH_REJECTED);
+    }
     else
         sb_broker__qentry_free(u->entry);
     sb_free(u);

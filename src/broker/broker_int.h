@@ -72,6 +72,8 @@ struct sb_exchange {
     char *alternate;        /* alternate-exchange name, or NULL */
     sb_list bindings_out;
     sb_list bindings_in;    /* exchange-to-exchange bindings to us */
+    bool delayed;           /* x-delayed-message; type is its x-delayed-type */
+    sb_list delayed_msgs;   /* held by x-delay (delay.c) */
 };
 
 /* A message's place in one queue. */
@@ -101,6 +103,9 @@ typedef struct sb_queue_cfg {
     char *dlrk;             /* x-dead-letter-routing-key, or NULL */
     uint8_t max_priority;   /* 0: not a priority queue */
     bool single_active;     /* x-single-active-consumer */
+    int64_t delivery_limit; /* x-delivery-limit, -1: none */
+    uint32_t nretry;        /* x-retry-delays: how many, and */
+    uint64_t *retry_delays; /* each delay in ms (owned) */
 } sb_queue_cfg;
 
 /* Why a message is dead-lettered (x-death "reason"). */
@@ -108,7 +113,15 @@ typedef enum sb_death {
     SB_DEATH_REJECTED,
     SB_DEATH_EXPIRED,
     SB_DEATH_MAXLEN,
+    SB_DEATH_DELIVERY_LIMIT,
 } sb_death;
+
+/* A message's decoded properties, for the rare paths that read headers. */
+typedef struct sb_msg_headers {
+    sb_arena arena;
+    sb_amqp_props props;
+    const sb_amqp_table *headers;   /* NULL when the message has none */
+} sb_msg_headers;
 
 struct sb_queue {
     sb_vhost *vhost;
@@ -121,6 +134,7 @@ struct sb_queue {
     sb_timer ttl_timer;     /* fires when the head message expires */
     sb_timer expiry_timer;  /* x-expires: fires when the queue may be unused */
     uint64_t last_used;     /* monotonic ms of the last consume/get/declare */
+    sb_list delayed;        /* messages waiting for a retry (delay.c) */
     sb_list ready;          /* sb_qentry, in delivery order */
     uint32_t ready_count;
     uint64_t ready_bytes;
@@ -195,6 +209,8 @@ sb_exchange *sb_broker__exchange_new(sb_vhost *v, sb_str name, const sb_xtype *t
                                      const sb_amqp_table *args);
 void sb_broker__exchange_free(sb_exchange *x);
 sb_exchange *sb_broker__exchange_find(sb_vhost *v, sb_str name);
+/* The type a client declared ("x-delayed-message" for delayed ones). */
+const char *sb_broker__exchange_type_name(const sb_exchange *x);
 int sb_broker__bind(sb_exchange *src, sb_dest_kind kind, void *dest, sb_list *dest_in,
                     sb_str key, const sb_amqp_table *args, bool unbind);
 void sb_broker__binding_free(sb_binding *bd);
@@ -242,6 +258,28 @@ void sb_broker__queue_expire_head(sb_queue *q);
 void sb_broker__queue_touch(sb_queue *q);
 void sb_broker__queue_timers_init(sb_queue *q);
 void sb_broker__queue_timers_stop(sb_queue *q);
+
+/* delay.c: messages held for a time, then routed or enqueued. Each
+ * returns false (and holds nothing) when the broker has no loop. */
+bool sb_broker__delay_route(sb_exchange *x, sb_msg *m, uint64_t ms);
+bool sb_broker__delay_enqueue(sb_queue *q, sb_msg *m, uint64_t ms);
+void sb_broker__delay_drop_all(sb_broker *b, sb_list *list);
+
+/* retry.c: x-retry-delays and x-delivery-limit */
+/* A rejected message of a queue with retry delays: takes e and schedules
+ * it again with x-retry-count, returning true; false when it has used its
+ * retries (the caller dead-letters it). */
+bool sb_broker__retry(sb_queue *q, sb_qentry *e);
+/* A message going back to q: counts the delivery (x-delivery-count).
+ * Returns false when that passes x-delivery-limit: e was dead-lettered. */
+bool sb_broker__count_delivery(sb_queue *q, sb_qentry *e);
+/* A message entering a queue with a delivery limit: x-delivery-count 0
+ * (RabbitMQ 3.10 stamps it from the first delivery on). */
+void sb_broker__count_delivery_start(sb_qentry *e);
+/* m with header key set to the integer v. New reference, or NULL. */
+sb_msg *sb_broker__msg_with_int_header(const sb_msg *m, const char *key, int64_t v);
+void sb_broker__msg_headers(const sb_msg *m, sb_msg_headers *out);
+void sb_broker__msg_headers_free(sb_msg_headers *h);
 
 /* deadletter.c */
 /* A copy of m with properties p (re-encoded), exchange and routing key:

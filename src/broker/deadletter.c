@@ -16,6 +16,7 @@ static const char *const reason_names[] = {
     [SB_DEATH_REJECTED] = "rejected",
     [SB_DEATH_EXPIRED] = "expired",
     [SB_DEATH_MAXLEN] = "maxlen",
+    [SB_DEATH_DELIVERY_LIMIT] = "delivery_limit",
 };
 
 sb_msg *

@@ -38,6 +38,7 @@ sb_broker__exchange_new(sb_vhost *v, sb_str name, const sb_xtype *type, bool dur
         x->alternate = sb_strndup(ae->v.s.p, ae->v.s.len);
     sb_list_init(&x->bindings_out);
     sb_list_init(&x->bindings_in);
+    sb_list_init(&x->delayed_msgs);
     sb_map_put(&v->exchanges, name, x, NULL);
     return x;
 }
@@ -73,6 +74,7 @@ sb_broker__exchange_free(sb_exchange *x)
         sb_broker__binding_free(bd);
         sb_broker__exchange_maybe_auto_delete(src);
     }
+    sb_broker__delay_drop_all(x->vhost->broker, &x->delayed_msgs);
     x->type->destroy(x->index);
     sb_broker__table_free(&x->args);
     sb_free(x->alternate);
@@ -117,13 +119,21 @@ tf(bool b)
     return b ? "true" : "false";
 }
 
+#define DELAYED_TYPE "x-delayed-message"
+
+const char *
+sb_broker__exchange_type_name(const sb_exchange *x)
+{
+    return x->delayed ? DELAYED_TYPE : x->type->name;
+}
+
 static int
 check_equivalent(sb_vhost *v, const sb_exchange *x, const sb_exchange_decl *d, sb_error *err)
 {
-    if (!sb_str_eq_c(d->type, x->type->name)) {
+    if (!sb_str_eq_c(d->type, sb_broker__exchange_type_name(x))) {
         char got[256];
         snprintf(got, sizeof got, "%.*s", SB_STR_ARGS(d->type));
-        return inequivalent(v, d->name, "type", got, x->type->name, err);
+        return inequivalent(v, d->name, "type", got, sb_broker__exchange_type_name(x), err);
     }
     if (d->durable != x->durable)
         return inequivalent(v, d->name, "durable", tf(d->durable), tf(x->durable), err);
@@ -134,17 +144,31 @@ check_equivalent(sb_vhost *v, const sb_exchange *x, const sb_exchange_decl *d, s
     return sb_broker__exchange_args_equivalent(x->name, v->name, &x->args.t, d->args, err);
 }
 
+/* The routing type of an x-delayed-message exchange (its x-delayed-type). */
+static const sb_xtype *
+delayed_inner_type(const sb_amqp_table *args)
+{
+    const sb_amqp_value *t = args ? sb_amqp_table_get(args, "x-delayed-type") : NULL;
+
+    return t && t->kind == SB_FV_LONGSTR ? sb_xtype_find(t->v.s) : NULL;
+}
+
 int
 sb_exchange_declare(sb_vhost *v, const sb_exchange_decl *d, sb_error *err)
 {
     sb_exchange *x = sb_broker__exchange_find(v, d->name);
     const sb_xtype *type;
+    bool delayed;
 
     if (d->name.len == 0)
         return sb_error_set(err, SB_ACCESS_REFUSED, "operation not permitted on the default exchange");
     if (d->passive)
         return x == NULL ? not_found(v, d->name, err) : 0;
-    type = sb_xtype_find(d->type);
+    delayed = sb_str_eq_c(d->type, DELAYED_TYPE);
+    type = delayed ? delayed_inner_type(d->args) : sb_xtype_find(d->type);
+    if (type == NULL && delayed)
+        return sb_error_set(err, SB_PRECONDITION_FAILED,
+                            "Invalid argument, 'x-delayed-type' must be an existing exchange type");
     if (type == NULL)
         return sb_error_set(err, SB_COMMAND_INVALID, "unknown exchange type '%.*s'",
                             SB_STR_ARGS(d->type));
@@ -154,7 +178,8 @@ sb_exchange_declare(sb_vhost *v, const sb_exchange_decl *d, sb_error *err)
         return sb_error_set(err, SB_ACCESS_REFUSED,
                             "exchange name '%.*s' contains reserved prefix 'amq.*'",
                             SB_STR_ARGS(d->name));
-    sb_broker__exchange_new(v, d->name, type, d->durable, d->auto_delete, d->internal, d->args);
+    x = sb_broker__exchange_new(v, d->name, type, d->durable, d->auto_delete, d->internal, d->args);
+    x->delayed = delayed;
     return 0;
 }
 
@@ -334,6 +359,19 @@ route_extra_keys(sb_vhost *v, sb_exchange *x, const sb_amqp_table *headers, cons
             route_key(v, x, a->v.a.v[i].v.s, headers, out);
 }
 
+/* The x-delay header, in ms, when positive. */
+static bool
+delay_requested(const sb_amqp_table *headers, uint64_t *ms)
+{
+    const sb_amqp_value *v = headers ? sb_amqp_table_get(headers, "x-delay") : NULL;
+    int64_t d;
+
+    if (v == NULL || !sb_amqp_value_int(v, &d) || d <= 0)
+        return false;
+    *ms = (uint64_t)d;
+    return true;
+}
+
 /* m without its BCC header, which no receiver may see. New reference. */
 static sb_msg *
 without_bcc(sb_msg *m)
@@ -363,6 +401,7 @@ sb_publish(sb_vhost *v, sb_msg *m, const sb_amqp_table *headers, sb_publish_resu
     sb_dest_vec *out = &v->route_tmp;
     bool bcc = headers && sb_amqp_table_get(headers, "BCC") != NULL;
     sb_exchange *x;
+    uint64_t delay;
     int rc;
 
     res->routed = false;
@@ -374,6 +413,10 @@ sb_publish(sb_vhost *v, sb_msg *m, const sb_amqp_table *headers, sb_publish_resu
         return 0;
     }
     x = sb_broker__exchange_find(v, xname);
+    if (x->delayed && delay_requested(headers, &delay) && sb_broker__delay_route(x, m, delay)) {
+        res->routed = true;  /* accepted now, routed when due (as the plugin) */
+        return 0;
+    }
     out->n = 0;
     route_key(v, x, key, headers, out);
     if (headers != NULL) {

@@ -98,6 +98,7 @@ queue_new(sb_vhost *v, sb_str name, const sb_queue_decl *d)
     sb_list_init(&q->unacked);
     sb_list_init(&q->consumers);
     sb_list_init(&q->bindings_in);
+    sb_list_init(&q->delayed);
     sb_map_put(&v->queues, name, q, NULL);
     sb_broker__queue_timers_init(q);
     /* Every queue is bound to the default exchange by its name; that
@@ -197,6 +198,7 @@ sb_broker__queue_destroy(sb_queue *q, bool notify_consumers)
 
     q->deleted = true;
     sb_broker__queue_timers_stop(q);
+    sb_broker__delay_drop_all(q->vhost->broker, &q->delayed);
     sb_map_del(&q->vhost->queues, sb_str_make(q->name, q->name_len));
     sb_list_foreach_safe(it, tmp, &q->bindings_in) {
         sb_binding *bd = SB_CONTAINER_OF(it, sb_binding, dst_link);
@@ -350,6 +352,8 @@ sb_broker__queue_enqueue(sb_queue *q, sb_msg *m)
         return false;
     }
     e = qentry_new(q, m);
+    if (q->cfg.delivery_limit >= 0)
+        sb_broker__count_delivery_start(e);
     /* Priority order, FIFO within a priority: walk back past lower ones. */
     while (q->cfg.max_priority && at->prev != &q->ready &&
            SB_CONTAINER_OF(at->prev, sb_qentry, link)->prio < e->prio)
@@ -369,6 +373,8 @@ sb_broker__queue_requeue(sb_queue *q, sb_qentry *e)
 {
     sb_list *it;
 
+    if (!sb_broker__count_delivery(q, e))
+        return;
     e->redelivered = true;
     /* Back in its place: priority first, then enqueue order. Requeued
      * entries are older than most ready ones, so the walk is short. */
