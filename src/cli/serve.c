@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "cli.h"
 #include "../broker/broker.h"
@@ -181,6 +182,21 @@ session_opts(const sb_config *c, sb_session_opts *o)
     o->memory_check_ms = c->memory_check_ms;
 }
 
+/* Raises the open-files limit to its hard maximum: every connection is a
+ * descriptor, and the default soft limit (often 1024) is far below what
+ * a broker serves. */
+static void
+raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            sb_log(SB_LOG_WARN, "serve", "cannot raise the open-files limit: %s", strerror(errno));
+    }
+}
+
 int
 sb_cli_serve(int argc, char **argv)
 {
@@ -196,6 +212,7 @@ sb_cli_serve(int argc, char **argv)
         return 2;
     if (sb_log_parse_level(c.log_level) >= 0)
         sb_log_set_level((sb_log_level)sb_log_parse_level(c.log_level));
+    raise_fd_limit();
     if ((rc = sb_loop_new(&ctx.loop)) < 0) {
         sb_log(SB_LOG_ERROR, "serve", "cannot create the event loop: %s", strerror(-rc));
         return 1;
