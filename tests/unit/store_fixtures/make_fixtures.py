@@ -73,12 +73,14 @@ def build():
     bad_len = bytearray(m2)
     bad_len[3] = 0x7F                         # M2's length now runs past the file
     unknown = record(200, b"a record from the future")
+    shift = len(unknown)                      # M2 and M3 move past it
+    tail_u = ref(2, 1, 101, 1, o2 + shift) + ref(3, 2, 102, 1, o3 + shift)
     return {
         "good.seg": good,
         "torn_tail.seg": good + m4[: len(m4) - 7],
         "bad_crc.seg": seg_header() + m1 + bytes(bad_crc) + m3 + tail,
         "bad_length.seg": seg_header() + m1 + bytes(bad_len) + m3 + tail,
-        "unknown_type.seg": seg_header() + m1 + unknown + m2 + m3 + tail,
+        "unknown_type.seg": seg_header() + m1 + unknown + m2 + m3 + tail_u,
         "wrong_version.seg": seg_header(version=2) + m1,
         "bad_magic.seg": seg_header(magic=b"NOTSTORE") + m1,
         "torn_header.seg": seg_header()[:20],
