@@ -67,12 +67,39 @@ count_files(const char *d, const char *suffix)
 
     while (dd && (de = readdir(dd)) != NULL) {
         size_t l = strlen(de->d_name), s = strlen(suffix);
-        if (l > s && strcmp(de->d_name + l - s, suffix) == 0)
+        if (de->d_name[0] != '.' && l > s && strcmp(de->d_name + l - s, suffix) == 0)
             n++;
     }
     if (dd)
         closedir(dd);
     return n;
+}
+
+/* Group setup/teardown: every descriptor the store opened is closed. */
+static int fds_at_start;
+
+TU_STATIC int
+count_fds(void)
+{
+    return count_files("/proc/self/fd", "");
+}
+
+TU_STATIC int
+fds_setup(void **state)
+{
+    fds_at_start = count_fds();
+    return 0;
+}
+
+TU_STATIC int
+fds_teardown(void **state)
+{
+    int now = count_fds();
+    if (now != fds_at_start) {
+        fprintf(stderr, "leaked %d file descriptors\n", now - fds_at_start);
+        return -1;
+    }
+    return 0;
 }
 
 /* ---- recovered messages --------------------------------------------------- */

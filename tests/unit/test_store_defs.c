@@ -121,5 +121,5 @@ main(void)
         cmocka_unit_test(a_crash_at_any_sync_of_a_save_leaves_the_old_or_the_new_definitions),
         cmocka_unit_test(a_failed_write_keeps_the_previous_definitions),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, fds_setup, fds_teardown);
 }

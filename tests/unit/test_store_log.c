@@ -415,5 +415,5 @@ main(void)
         cmocka_unit_test(append_past_the_disk_limit_is_refused_with_enospc),
         cmocka_unit_test(read_of_a_record_not_yet_durable_is_eagain),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, fds_setup, fds_teardown);
 }

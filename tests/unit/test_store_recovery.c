@@ -405,5 +405,5 @@ main(void)
         cmocka_unit_test(a_tail_cut_at_any_byte_loses_only_the_cut_record),
         cmocka_unit_test(a_crash_at_every_nth_sync_never_loses_a_committed_record),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, fds_setup, fds_teardown);
 }
