@@ -207,4 +207,70 @@ void sb_bchan_flow(sb_bchan *ch, bool active);
 /* The client can take more again (its output drained): resume dispatch. */
 void sb_bchan_resume(sb_bchan *ch);
 
+/* ---- inspection, for the HTTP API (inspect.c) ----
+ * Read-only snapshots of broker objects for the management API. A view
+ * borrows from the broker: valid until the broker next changes (any
+ * declare, delete, publish or delivery), so a caller copies what it keeps
+ * and must not change the broker from inside an iteration callback. */
+
+typedef struct sb_broker_counts {
+    uint32_t vhosts;
+    uint32_t exchanges;        /* including the predeclared ones, as RabbitMQ counts */
+    uint32_t queues;
+    uint32_t consumers;        /* queue consumers (direct reply-to ones are not on a queue) */
+    uint64_t messages_ready;
+    uint64_t messages_unacked;
+} sb_broker_counts;
+
+/* Object totals over every vhost, for GET /api/overview. */
+void sb_broker_totals(const sb_broker *b, sb_broker_counts *out);
+
+typedef struct sb_queue_view {
+    sb_str name;
+    const char *vhost;
+    bool durable, auto_delete, exclusive;
+    const sb_amqp_table *args;  /* never NULL; n == 0 when none */
+    uint32_t messages_ready;
+    uint32_t messages_unacked;
+    uint64_t ready_bytes;       /* body bytes of the ready messages */
+    uint32_t consumers;
+} sb_queue_view;
+
+typedef struct sb_exchange_view {
+    sb_str name;                /* "" for the default exchange */
+    const char *vhost;
+    const char *type;           /* "direct", "fanout", "topic", "headers", ... */
+    bool durable, auto_delete, internal;
+    const sb_amqp_table *args;  /* never NULL; n == 0 when none */
+} sb_exchange_view;
+
+typedef struct sb_binding_view {
+    sb_str source;              /* "" for the default exchange's implicit bindings */
+    const char *vhost;
+    sb_str destination;
+    bool is_to_exchange;        /* destination is an exchange (else a queue) */
+    sb_str routing_key;
+    const sb_amqp_table *args;  /* never NULL; n == 0 when none */
+} sb_binding_view;
+
+/* Calls fn for every vhost, in no particular order. */
+void sb_broker_each_vhost(sb_broker *b, void (*fn)(sb_vhost *v, void *ud), void *ud);
+/* Calls fn for every queue / exchange of v, in no particular order. */
+void sb_vhost_each_queue(sb_vhost *v, void (*fn)(const sb_queue_view *q, void *ud), void *ud);
+void sb_vhost_each_exchange(sb_vhost *v, void (*fn)(const sb_exchange_view *x, void *ud),
+                            void *ud);
+/* Calls fn for every binding of v: first the default exchange's implicit
+ * binding of each queue (routing key = queue name, as RabbitMQ lists
+ * them), then each exchange's bindings. */
+void sb_vhost_each_binding(sb_vhost *v, void (*fn)(const sb_binding_view *b, void *ud),
+                           void *ud);
+/* Fills *out (OUT) for the queue / exchange named name; false when there
+ * is none. */
+bool sb_vhost_queue_view(sb_vhost *v, sb_str name, sb_queue_view *out);
+bool sb_vhost_exchange_view(sb_vhost *v, sb_str name, sb_exchange_view *out);
+/* Sets *count (OUT) to the consumers of queue name; false when there is
+ * no such queue. For callers that must fail fast when nobody would
+ * answer (the HTTP RPC bridge). */
+bool sb_vhost_queue_consumers(sb_vhost *v, sb_str name, uint32_t *count);
+
 #endif /* SB_BROKER_H */

@@ -2,7 +2,7 @@
  *
  * Fields RabbitMQ has are used only where their meaning is the same
  * (product_name, product_version, management_version, cluster_name, node,
- * rates_mode, object_totals); "rabbitmq_version" is left out because we
+ * rates_mode, object_totals, queue_totals); "rabbitmq_version" is left out because we
  * are not a RabbitMQ release, and "switchboard_version" is ours. Runs on
  * the loop thread.
  */
@@ -10,20 +10,33 @@
 
 #define NODE_NAME "switchboard@localhost"
 
-/* Counts the broker does not expose yet read 0: broker.h has no
- * accessor for them (sb_broker_totals is proposed for that), and
- * connections live in session/, which http/ does not depend on. */
+/* Connections and channels live in session/, which http/ does not
+ * depend on: they read 0 until the session exposes a count. */
 static json_t *
-object_totals(sb_broker *b)
+object_totals(const sb_broker_counts *c)
 {
-    return json_pack("{s:i,s:i,s:i,s:i,s:i}", "connections", 0, "channels", 0, "exchanges", 0,
-                     "queues", 0, "consumers", 0);
+    return json_pack("{s:i,s:i,s:I,s:I,s:I}", "connections", 0, "channels", 0,
+                     "exchanges", (json_int_t)c->exchanges, "queues", (json_int_t)c->queues,
+                     "consumers", (json_int_t)c->consumers);
+}
+
+static json_t *
+queue_totals(const sb_broker_counts *c)
+{
+    return json_pack("{s:I,s:I,s:I}", "messages",
+                     (json_int_t)(c->messages_ready + c->messages_unacked), "messages_ready",
+                     (json_int_t)c->messages_ready, "messages_unacknowledged",
+                     (json_int_t)c->messages_unacked);
 }
 
 void
 sb_http__api_overview(sb_http_req *r)
 {
-    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o}",
+    sb_broker_counts c;
+    json_t *o;
+
+    sb_broker_totals(r->h->broker, &c);
+    o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:o}",
                           "product_name", SB_HTTP__PRODUCT,
                           "product_version", SB_HTTP__VERSION,
                           "management_version", SB_HTTP__VERSION,
@@ -31,7 +44,8 @@ sb_http__api_overview(sb_http_req *r)
                           "rates_mode", "none",
                           "cluster_name", NODE_NAME,
                           "node", NODE_NAME,
-                          "object_totals", object_totals(r->h->broker));
+                          "object_totals", object_totals(&c),
+                          "queue_totals", queue_totals(&c));
 
     sb_http__reply_json(r, MHD_HTTP_OK, o);
 }

@@ -289,6 +289,8 @@ sb_http_stop(sb_http *h)
         sb_io_stop(h->loop, &h->daemons[i].io);
         MHD_stop_daemon(h->daemons[i].d);
     }
+    /* After the daemons: their completion hooks abandoned every call. */
+    sb_http__rpc_stop(h);
     sb_assert(sb_list_empty(&h->conns));
     sb_free(h);
 }

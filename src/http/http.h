@@ -25,6 +25,13 @@ typedef struct sb_http sb_http;
 #define SB_HTTP_DEFAULT_HEADER_TIMEOUT_MS 10000u
 #define SB_HTTP_DEFAULT_BODY_TIMEOUT_MS 60000u
 
+/* POST /api/rpc/{vhost}/{queue}?timeout_ms=N, the REST-to-RPC bridge: how
+ * long a call waits for its reply when it names no timeout_ms, and the
+ * most it may name (a larger value is refused with 400, not shortened,
+ * so a caller never waits less than it asked without knowing). */
+#define SB_HTTP_RPC_DEFAULT_TIMEOUT_MS 5000u
+#define SB_HTTP_RPC_MAX_TIMEOUT_MS 60000u
+
 typedef struct sb_http_opts {
     const char *bind;              /* comma-separated IP literals; NULL or "" = loopback only */
     uint16_t port;                 /* 0 picks a free port (see sb_http_port) */

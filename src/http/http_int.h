@@ -15,7 +15,9 @@
 #include <microhttpd.h>
 
 #include "http.h"
+#include "../common/arena.h"
 #include "../common/list.h"
+#include "../common/map.h"
 #include "../common/str.h"
 
 #define SB_HTTP__MAX_DAEMONS 8
@@ -27,6 +29,7 @@
 #define SB_HTTP__REALM "Switchboard"
 
 typedef struct sb_http_req sb_http_req;
+typedef struct sb_http_call sb_http_call;
 
 /* Method bits, so one route row can accept several. */
 enum {
@@ -72,6 +75,7 @@ struct sb_http {
     sb_timer sweep_timer;      /* header/body deadlines, once a second while needed */
     sb_list conns;             /* sb_http_conn, every open connection */
     sb_list suspended;         /* sb_http_req waiting for a late reply */
+    sb_map rpcs;               /* vhost name -> sb_http_rpc (api_rpc.c), made on first call */
     char describe[256];
 };
 
@@ -109,6 +113,7 @@ struct sb_http_req {
     struct MHD_Response *resp; /* the answer, once there is one */
     unsigned status;
     char user[64];             /* authenticated user */
+    sb_http_call *call;        /* the RPC this request waits on (api_rpc.c), or NULL */
 };
 
 /* ---- router.c ---- */
@@ -135,6 +140,14 @@ void sb_http__conn_notify(void *cls, struct MHD_Connection *c, void **socket_con
  * application/json). Takes ownership of body, even on failure. Once per
  * request; a second answer is ignored. */
 void sb_http__reply_json(sb_http_req *r, unsigned status, json_t *body);
+/* A JSON response (Content-Type application/json) for sb_http__reply_response,
+ * when a handler adds headers of its own. Takes ownership of body, even on
+ * failure. Returns NULL when out of memory. */
+struct MHD_Response *sb_http__json_response(json_t *body);
+/* Answers r with a response the handler built. Takes ownership of resp
+ * (NULL counts as an answer that fails the request). Once per request; a
+ * second answer is ignored. May resume r; never frees it. */
+void sb_http__reply_response(sb_http_req *r, unsigned status, struct MHD_Response *resp);
 /* Answers r with status and no body (204 No Content). */
 void sb_http__reply_empty(sb_http_req *r, unsigned status);
 /* Answers r with RabbitMQ's error shape {"error":error,"reason":reason}. */
@@ -145,10 +158,63 @@ void sb_http__reply_error(sb_http_req *r, unsigned status, const char *error, co
 /* Runs MHD on every daemon soon (after a resume, from outside MHD_run). */
 void sb_http__kick(sb_http *h);
 
+/* ---- json_table.c: JSON <-> AMQP field tables ---- */
+/* Converts a JSON object (or NULL / null: an empty table) to a field table
+ * as RabbitMQ management does. Entries come from a, strings are views
+ * into obj: valid while both are. Returns 0, or -1 with why set. */
+int sb_http__json_to_table(const json_t *obj, sb_amqp_table *out, sb_arena *a, char *why,
+                           size_t why_len);
+/* The JSON form of a table / value. New reference. */
+json_t *sb_http__table_to_json(const sb_amqp_table *t);
+json_t *sb_http__value_to_json(const sb_amqp_value *v);
+
+/* ---- api_publish.c: messages built from HTTP requests ---- */
+/* Fills *out from RabbitMQ management's "properties" object (NULL: none).
+ * Strings are views into props, headers entries come from a. Returns 0, or
+ * -1 with why set (a wrong type, a short string over 255 bytes). */
+int sb_http__props_from_json(const json_t *props, sb_amqp_props *out, sb_arena *a, char *why,
+                             size_t why_len);
+/* A complete message for sb_publish: p encoded, body copied. Returns a new
+ * reference, or NULL when out of memory. */
+sb_msg *sb_http__msg_new(const sb_amqp_props *p, sb_str exchange, sb_str rk, const void *body,
+                         size_t body_len);
+
+/* ---- api_rpc.c ---- */
+/* r is being freed while its call waits: forget the call (a late reply is
+ * then dropped). */
+void sb_http__call_abandon(sb_http_req *r);
+/* Frees every vhost's RPC channel; after the daemons are stopped. */
+void sb_http__rpc_stop(sb_http *h);
+
 /* ---- the handlers (one file per resource family) ---- */
 void sb_http__api_overview(sb_http_req *r);
 void sb_http__api_vhosts(sb_http_req *r);
 void sb_http__api_vhost_put(sb_http_req *r);
 void sb_http__api_health_ok(sb_http_req *r);
+void sb_http__api_queues(sb_http_req *r);
+void sb_http__api_queue_put(sb_http_req *r);
+void sb_http__api_queue_delete(sb_http_req *r);
+void sb_http__api_queue_purge(sb_http_req *r);
+void sb_http__api_exchanges(sb_http_req *r);
+void sb_http__api_exchange_put(sb_http_req *r);
+void sb_http__api_exchange_delete(sb_http_req *r);
+void sb_http__api_bindings(sb_http_req *r);
+void sb_http__api_publish(sb_http_req *r);
+void sb_http__api_rpc(sb_http_req *r);
+
+/* ---- api_common.c: helpers the management handlers share ---- */
+/* The vhost named by r->params[0], or NULL after answering 404. */
+sb_vhost *sb_http__vhost_or_404(sb_http_req *r);
+/* RabbitMQ's 404 for a missing object: {"error":"Object Not Found","reason":"Not Found"}. */
+void sb_http__reply_not_found(sb_http_req *r);
+/* Answers a broker error as RabbitMQ management maps AMQP errors: 404
+ * not_found, 401 for access refused, else 400 bad_request, with the
+ * broker's text (no "NOT_FOUND - " prefix) as the reason. */
+void sb_http__reply_broker_error(sb_http_req *r, int code, const sb_error *err);
+/* Sorts a JSON array of objects by their "vhost" then "name" strings
+ * (RabbitMQ's default order for listings). */
+void sb_http__sort_by_name(json_t *arr);
+/* A body boolean: absent is def; not a boolean sets *bad. */
+bool sb_http__json_bool(const json_t *obj, const char *key, bool def, bool *bad);
 
 #endif /* SB_HTTP_INT_H */

@@ -23,8 +23,8 @@
 
 /* ---- replies ---- */
 
-static struct MHD_Response *
-json_response(json_t *body)
+struct MHD_Response *
+sb_http__json_response(json_t *body)
 {
     char *s = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     struct MHD_Response *resp;
@@ -64,9 +64,15 @@ set_reply(sb_http_req *r, unsigned status, struct MHD_Response *resp)
 }
 
 void
+sb_http__reply_response(sb_http_req *r, unsigned status, struct MHD_Response *resp)
+{
+    set_reply(r, status, resp);
+}
+
+void
 sb_http__reply_json(sb_http_req *r, unsigned status, json_t *body)
 {
-    set_reply(r, status, json_response(body));
+    set_reply(r, status, sb_http__json_response(body));
 }
 
 void
@@ -106,7 +112,7 @@ reply_error_with(sb_http_req *r, unsigned status, const char *hname, const char 
     va_list ap;
 
     va_start(ap, fmt);
-    resp = json_response(error_body(error, fmt, ap));
+    resp = sb_http__json_response(error_body(error, fmt, ap));
     va_end(ap);
     if (resp)
         MHD_add_response_header(resp, hname, hvalue);
@@ -363,6 +369,8 @@ sb_http__completed(void *cls, struct MHD_Connection *c, void **con_cls,
         r->hc->is_answering = false;
         r->hc->phase_start_ms = sb_loop_now(r->h->loop);
     }
+    if (r->call != NULL)
+        sb_http__call_abandon(r);
     sb_list_remove(&r->node);
     if (r->resp)
         MHD_destroy_response(r->resp);
