@@ -97,7 +97,7 @@ settle(sb_bchan *ch, sb_unacked *u, settle_mode mode, sb_dest_vec *touched)
             sb_broker__deadletter(u->queue, u->entry, SB_DEATH_REJECTED);
     }
     else
-        sb_broker__qentry_free(u->entry);
+        sb_broker__qentry_free(u->queue, u->entry);
     sb_free(u);
 }
 
@@ -403,8 +403,9 @@ sb_bchan_get(sb_bchan *ch, sb_str queue, bool no_ack, sb_deliver_info *d, sb_err
     d->msg = sb_msg_ref(e->msg);
     if (no_ack) {
         d->delivery_tag = ++ch->next_tag;
-        sb_broker__qentry_free(e);
+        sb_broker__qentry_free(q, e);
     } else {
+        sb_broker__store_delivered(q, e);
         d->delivery_tag = sb_broker__bchan_track(ch, q, NULL, e);
     }
     return 0;

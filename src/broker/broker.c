@@ -83,6 +83,10 @@ sb_broker_free(sb_broker *b)
         vhost_free(val);
     sb_map_free(&b->vhosts);
     sb_map_free(&b->reply_consumers);
+    sb_map_free(&b->recovering);
+    sb_buf_free(&b->orphans);
+    sb_buf_free(&b->scratch);
+    sb_free(b->data_dir);
     sb_free(b);
 }
 

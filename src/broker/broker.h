@@ -47,6 +47,28 @@ const sb_broker_limits *sb_broker_limits_get(const sb_broker *b);
 /* Gives the broker a loop for its timers (message TTL, queue expiry).
  * Without one, expiry happens only when a queue is next touched. */
 void sb_broker_set_loop(sb_broker *b, sb_loop *loop);
+/* ---- durability (durable.c, durable_load.c) ----
+ * With a data directory, durable definitions are saved there and
+ * persistent messages in durable queues are logged in a store. Start-up
+ * order: sb_broker_load_definitions, then sb_store_open with
+ * sb_broker_recover_message as its on_recover callback, then
+ * sb_broker_attach_store. */
+typedef struct sb_store sb_store;
+typedef struct sb_store_msg sb_store_msg;
+/* Recreates the durable exchanges, queues and bindings saved in dir.
+ * Returns 0 (also when nothing was saved yet) or -errno. */
+int sb_broker_load_definitions(sb_broker *b, const char *dir);
+/* An sb_store_recover_fn: arg is the broker. */
+void sb_broker_recover_message(void *arg, const sb_store_msg *m);
+/* Starts logging into st (borrowed until sb_broker_free). */
+void sb_broker_attach_store(sb_broker *b, sb_store *st);
+/* Saves changed definitions and starts a group commit: call before the
+ * loop sleeps, before connections are flushed. */
+void sb_broker_before_sleep(sb_broker *b);
+/* The durable definitions as a RabbitMQ definitions document (a new
+ * jansson reference, typed void * to keep jansson out of this header). */
+void *sb_broker_definitions_json(sb_broker *b);
+
 /* The vhost named name, or NULL. */
 sb_vhost *sb_broker_vhost(sb_broker *b, sb_str name);
 const char *sb_vhost_name(const sb_vhost *v);
@@ -128,6 +150,7 @@ void sb_vhost_drop_owner(sb_vhost *v, const void *owner);
 typedef struct sb_publish_result {
     bool routed;            /* reached at least one queue */
     bool rejected;          /* a queue refused it (x-overflow reject-publish): nack */
+    uint64_t durable_pos;   /* store position to reach before confirming (0: none) */
 } sb_publish_result;
 
 /* Checks that exchange exists and may be published to (404 / 403 for

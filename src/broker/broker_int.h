@@ -8,10 +8,21 @@
 #include "xtype.h"
 #include "../common/buf.h"
 #include "../net/net.h"
+#include "../store/store.h"
 
 struct sb_broker {
     sb_broker_limits lim;
     sb_loop *loop;          /* for TTL and expiry timers; NULL in unit tests */
+    sb_store *store;        /* persistent messages; NULL: nothing is durable */
+    char *data_dir;         /* where definitions are saved; NULL with no store */
+    bool defs_dirty;        /* durable definitions changed since saved */
+    bool store_dirty;       /* records appended since the last commit */
+    uint32_t next_queue_id; /* for durable queues' log records */
+    uint64_t next_msg_id;
+    uint64_t publish_pos;   /* highest log position appended by this publish */
+    sb_buf scratch;         /* record headers being encoded */
+    sb_map recovering;      /* queue id (4 bytes) -> sb_queue, during recovery */
+    sb_buf orphans;         /* sb_store_msg of records whose queue is gone */
     sb_map vhosts;          /* name -> sb_vhost */
     sb_map reply_consumers; /* direct reply-to address -> sb_consumer */
     uint64_t name_seq;      /* for generated names */
@@ -84,6 +95,10 @@ typedef struct sb_qentry {
     uint64_t expires_at;    /* monotonic ms; 0: never */
     uint8_t prio;           /* effective priority (capped at x-max-priority) */
     bool redelivered;
+    bool stored;            /* has a record in the store (loc, msg_id) */
+    bool marked;            /* its DELIVERED mark is recorded */
+    uint64_t msg_id;
+    sb_store_loc loc;
 } sb_qentry;
 
 typedef enum sb_overflow {
@@ -129,6 +144,7 @@ struct sb_queue {
     size_t name_len;
     bool durable, exclusive, auto_delete;
     const void *owner;      /* exclusive owner connection */
+    uint32_t id;            /* in store records; 0 when not persisted */
     sb_owned_table args;
     sb_queue_cfg cfg;
     sb_timer ttl_timer;     /* fires when the head message expires */
@@ -232,13 +248,18 @@ sb_queue *sb_broker__queue_find(sb_vhost *v, sb_str name);
 bool sb_broker__queue_enqueue(sb_queue *q, sb_msg *m);
 /* Removes the ready head (for dispatch, get, expiry and drop-head). */
 sb_qentry *sb_broker__queue_pop(sb_queue *q);
+/* Recovery: puts a logged message back at the tail of q, as it was. */
+void sb_broker__queue_restore(sb_queue *q, sb_msg *m, const sb_store_loc *loc, uint64_t msg_id,
+                              bool delivered);
 /* Puts e back in its queue's ready list in enqueue order, redelivered. */
 void sb_broker__queue_requeue(sb_queue *q, sb_qentry *e);
 void sb_broker__queue_dispatch(sb_queue *q);
 void sb_broker__queue_destroy(sb_queue *q, bool notify_consumers);
 /* A consumer left: auto-delete check. */
 void sb_broker__queue_consumer_gone(sb_queue *q);
-void sb_broker__qentry_free(sb_qentry *e);
+/* Frees e; q is the queue it belonged to (NULL once detached), whose
+ * store record goes with it. */
+void sb_broker__qentry_free(sb_queue *q, sb_qentry *e);
 int sb_broker__queue_access(sb_queue *q, const void *owner, sb_error *err);
 
 /* replyto.c */
@@ -280,6 +301,24 @@ void sb_broker__count_delivery_start(sb_qentry *e);
 sb_msg *sb_broker__msg_with_int_header(const sb_msg *m, const char *key, int64_t v);
 void sb_broker__msg_headers(const sb_msg *m, sb_msg_headers *out);
 void sb_broker__msg_headers_free(sb_msg_headers *h);
+
+/* durable.c: definitions saved as JSON, persistent messages logged */
+/* True when q keeps persistent messages on disk. */
+static inline bool
+sb_broker__queue_persists(const sb_queue *q)
+{
+    return q->id != 0;
+}
+/* Logs e (a persistent message entering q). Returns 0 or -errno. */
+int sb_broker__store_append(sb_queue *q, sb_qentry *e);
+/* The message of e left q for good: its record is removed. */
+void sb_broker__store_remove(sb_queue *q, sb_qentry *e);
+/* e was handed to a client: recovery will mark it redelivered. */
+void sb_broker__store_delivered(sb_queue *q, sb_qentry *e);
+/* Durable definitions changed: saved before the loop sleeps. */
+void sb_broker__defs_changed(sb_broker *b);
+/* Gives a new durable queue its id (when the broker persists). */
+void sb_broker__queue_assign_id(sb_queue *q);
 
 /* deadletter.c */
 /* A copy of m with properties p (re-encoded), exchange and routing key:

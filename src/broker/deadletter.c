@@ -227,5 +227,5 @@ sb_broker__deadletter(sb_queue *q, sb_qentry *e, sb_death reason)
 out:
     sb_dest_vec_free(&out);
     sb_arena_free(&a);
-    sb_broker__qentry_free(e);
+    sb_broker__qentry_free(q, e);
 }

@@ -43,6 +43,15 @@ sb_broker__exchange_new(sb_vhost *v, sb_str name, const sb_xtype *type, bool dur
     return x;
 }
 
+/* RabbitMQ keeps a binding across restarts when both ends are durable. */
+static bool
+binding_durable(const sb_binding *bd)
+{
+    bool dest = bd->kind == SB_DEST_QUEUE ? sb_broker__queue_persists(bd->dest)
+                                           : ((sb_exchange *)bd->dest)->durable;
+    return bd->source->durable && dest;
+}
+
 void
 sb_broker__binding_free(sb_binding *bd)
 {
@@ -51,6 +60,8 @@ sb_broker__binding_free(sb_binding *bd)
 
     bd->source->type->unbind(bd->source->index, sb_str_make(bd->key, bd->key_len), args,
                              (void *)tagged);
+    if (binding_durable(bd) && !bd->source->vhost->closing)
+        sb_broker__defs_changed(bd->source->vhost->broker);
     sb_list_remove(&bd->src_link);
     sb_list_remove(&bd->dst_link);
     sb_broker__table_free(&bd->args);
@@ -85,6 +96,8 @@ sb_broker__exchange_free(sb_exchange *x)
 static void
 exchange_remove(sb_exchange *x)
 {
+    if (x->durable && !x->vhost->closing)
+        sb_broker__defs_changed(x->vhost->broker);
     sb_map_del(&x->vhost->exchanges, sb_str_make(x->name, x->name_len));
     sb_broker__exchange_free(x);
 }
@@ -180,6 +193,8 @@ sb_exchange_declare(sb_vhost *v, const sb_exchange_decl *d, sb_error *err)
                             SB_STR_ARGS(d->name));
     x = sb_broker__exchange_new(v, d->name, type, d->durable, d->auto_delete, d->internal, d->args);
     x->delayed = delayed;
+    if (x->durable)
+        sb_broker__defs_changed(v->broker);
     return 0;
 }
 
@@ -244,6 +259,8 @@ sb_broker__bind(sb_exchange *src, sb_dest_kind kind, void *dest, sb_list *dest_i
     src->type->bind(src->index, key, bd->args.t.n ? &bd->args.t : NULL, (void *)tagged);
     sb_list_push_back(&src->bindings_out, &bd->src_link);
     sb_list_push_back(dest_in, &bd->dst_link);
+    if (binding_durable(bd))
+        sb_broker__defs_changed(src->vhost->broker);
     return 0;
 }
 
@@ -406,6 +423,8 @@ sb_publish(sb_vhost *v, sb_msg *m, const sb_amqp_table *headers, sb_publish_resu
 
     res->routed = false;
     res->rejected = false;
+    res->durable_pos = 0;
+    v->broker->publish_pos = 0;
     if ((rc = sb_publish_check(v, xname, err)) != 0)
         return rc;
     if (xname.len == 0 && sb_str_has_prefix(key, SB_REPLY_TO_QUEUE ".")) {
@@ -430,6 +449,7 @@ sb_publish(sb_vhost *v, sb_msg *m, const sb_amqp_table *headers, sb_publish_resu
         if (!sb_broker__queue_enqueue(out->v[i], m))
             res->rejected = true;
     res->routed = out->n > 0;
+    res->durable_pos = v->broker->publish_pos;
     if (bcc)
         sb_msg_unref(m);
     return 0;

@@ -101,6 +101,8 @@ queue_new(sb_vhost *v, sb_str name, const sb_queue_decl *d)
     sb_list_init(&q->delayed);
     sb_map_put(&v->queues, name, q, NULL);
     sb_broker__queue_timers_init(q);
+    if (q->durable && !q->exclusive)
+        sb_broker__queue_assign_id(q);
     /* Every queue is bound to the default exchange by its name; that
      * binding is implicit (see sb_publish), so nothing to record here. */
     return q;
@@ -167,8 +169,10 @@ sb_queue_declare(sb_vhost *v, const sb_queue_decl *d, sb_queue_info *out, sb_err
 }
 
 void
-sb_broker__qentry_free(sb_qentry *e)
+sb_broker__qentry_free(sb_queue *q, sb_qentry *e)
 {
+    if (e->stored && q != NULL)
+        sb_broker__store_remove(q, e);
     sb_msg_unref(e->msg);
     sb_free(e);
 }
@@ -181,7 +185,7 @@ drop_ready(sb_queue *q)
 
     sb_list_foreach_safe(it, tmp, &q->ready) {
         sb_list_remove(it);
-        sb_broker__qentry_free(SB_CONTAINER_OF(it, sb_qentry, link));
+        sb_broker__qentry_free(q, SB_CONTAINER_OF(it, sb_qentry, link));
     }
     q->ready_count = 0;
     q->ready_bytes = 0;
@@ -197,6 +201,8 @@ sb_broker__queue_destroy(sb_queue *q, bool notify_consumers)
     sb_list *it, *tmp;
 
     q->deleted = true;
+    if (sb_broker__queue_persists(q) && !q->vhost->closing)
+        sb_broker__defs_changed(q->vhost->broker);
     sb_broker__queue_timers_stop(q);
     sb_broker__delay_drop_all(q->vhost->broker, &q->delayed);
     sb_map_del(&q->vhost->queues, sb_str_make(q->name, q->name_len));
@@ -210,6 +216,8 @@ sb_broker__queue_destroy(sb_queue *q, bool notify_consumers)
         sb_broker__consumer_free(SB_CONTAINER_OF(it, sb_consumer, qlink), notify_consumers);
     sb_list_foreach_safe(it, tmp, &q->unacked) {
         sb_unacked *u = SB_CONTAINER_OF(it, sb_unacked, qlink);
+        if (u->entry->stored)
+            sb_broker__store_remove(q, u->entry);
         u->queue = NULL;
         sb_list_remove(&u->qlink);
     }
@@ -335,6 +343,7 @@ qentry_new(sb_queue *q, sb_msg *m)
     e->msg = sb_msg_ref(m);
     e->seq = q->next_seq++;
     e->redelivered = false;
+    e->stored = e->marked = false;
     e->prio = m->priority < q->cfg.max_priority ? m->priority : q->cfg.max_priority;
     e->expires_at = sb_broker__expiry_for(q, m, sb_broker__now(q->vhost->broker));
     return e;
@@ -354,6 +363,11 @@ sb_broker__queue_enqueue(sb_queue *q, sb_msg *m)
     e = qentry_new(q, m);
     if (q->cfg.delivery_limit >= 0)
         sb_broker__count_delivery_start(e);
+    if (sb_broker__queue_persists(q) && m->delivery_mode == 2 &&
+        sb_broker__store_append(q, e) < 0) {
+        sb_broker__qentry_free(q, e);  /* not logged, so refused (nack) */
+        return false;
+    }
     /* Priority order, FIFO within a priority: walk back past lower ones. */
     while (q->cfg.max_priority && at->prev != &q->ready &&
            SB_CONTAINER_OF(at->prev, sb_qentry, link)->prio < e->prio)
@@ -366,6 +380,23 @@ sb_broker__queue_enqueue(sb_queue *q, sb_msg *m)
     if (q->ready_count > 0 && e->expires_at != 0)
         sb_broker__queue_expire_head(q);
     return true;
+}
+
+void
+sb_broker__queue_restore(sb_queue *q, sb_msg *m, const sb_store_loc *loc, uint64_t msg_id,
+                         bool delivered)
+{
+    sb_qentry *e = qentry_new(q, m);
+    sb_list *at = &q->ready;
+
+    e->stored = true;
+    e->loc = *loc;
+    e->msg_id = msg_id;
+    e->redelivered = e->marked = delivered;
+    while (q->cfg.max_priority && at->prev != &q->ready &&
+           SB_CONTAINER_OF(at->prev, sb_qentry, link)->prio < e->prio)
+        at = at->prev;
+    ready_link(q, e, at);
 }
 
 void
@@ -436,9 +467,10 @@ deliver_one(sb_queue *q, sb_consumer *c, sb_qentry *e)
     if (c->no_ack) {
         d.delivery_tag = ++c->ch->next_tag;
         c->ops->deliver(c, &d, c->ud);
-        sb_broker__qentry_free(e);
+        sb_broker__qentry_free(q, e);
         return;
     }
+    sb_broker__store_delivered(q, e);
     d.delivery_tag = sb_broker__bchan_track(c->ch, q, c, e);
     c->ops->deliver(c, &d, c->ud);
 }

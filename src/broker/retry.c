@@ -91,7 +91,7 @@ sb_broker__retry(sb_queue *q, sb_qentry *e)
         return false;
     if (!sb_broker__delay_enqueue(q, e->msg, q->cfg.retry_delays[r]))
         sb_broker__queue_enqueue(q, e->msg);
-    sb_broker__qentry_free(e);
+    sb_broker__qentry_free(q, e);
     return true;
 }
 

@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 
 #include "cli.h"
+#include "serve_store.h"
 #include "../broker/broker.h"
 #include "../common/clock.h"
 #include "../common/log.h"
@@ -21,6 +22,7 @@
 #define SHUTDOWN_GRACE_MS 2000
 
 typedef struct serve_ctx {
+    sb_serve_store store;
     sb_loop *loop;
     sb_sessions *sessions;
     sb_listener *listeners[MAX_LISTENERS];
@@ -224,7 +226,9 @@ sb_cli_serve(int argc, char **argv)
     ctx.sessions = sb_sessions_new(ctx.loop, broker, &so);
     sb_timer_init(&ctx.stop_timer, stop_now, &ctx);
     sb_loop_add_before_sleep(ctx.loop, before_sleep, &ctx);
-    if (sb_loop_on_signal(ctx.loop, on_signal, &ctx) < 0 || open_listeners(&ctx, &c) < 0 ||
+    if (sb_loop_on_signal(ctx.loop, on_signal, &ctx) < 0 ||
+        sb_serve_store_open(&ctx.store, ctx.loop, broker, ctx.sessions, c.data_dir) < 0 ||
+        open_listeners(&ctx, &c) < 0 ||
         open_http(&ctx, broker, &c) < 0) {
         rc = 1;
         goto out;
@@ -237,6 +241,7 @@ out:
     for (int i = 0; i < ctx.nlisteners; i++)
         sb_listener_close(ctx.listeners[i]);
     sb_sessions_free(ctx.sessions);
+    sb_serve_store_close(&ctx.store);
     sb_broker_free(broker);
     sb_loop_free(ctx.loop);
     return rc;

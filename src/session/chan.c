@@ -27,6 +27,7 @@ sb_session__chan_new(sb_sconn *sc, uint16_t id)
     ch->state = CH_OPEN;
     ch->b = sb_bchan_new(sc->srv->broker, sc->vhost, sc);
     sb_list_init(&ch->dirty_link);
+    sb_list_init(&ch->wait_link);
     sb_list_init(&ch->tx_ops);
     sc->chans[id] = ch;
     return ch;
@@ -43,6 +44,7 @@ sb_session__chan_free(sb_chan *ch)
     sb_msg_unref(ch->pub_msg);
     sb_session__tx_clear(ch);
     sb_list_remove(&ch->dirty_link);
+    sb_session__confirm_waiting_free(ch);
     sc->chans[ch->id] = NULL;
     sb_free(ch);
 }
@@ -69,6 +71,7 @@ chan_close(sb_chan *ch, int code, const sb_error *err)
     ch->ca = CA_NONE;
     sb_session__tx_clear(ch);
     sb_list_remove(&ch->dirty_link);
+    sb_session__confirm_waiting_free(ch);
     ch->state = CH_CLOSING;
 }
 
@@ -252,52 +255,4 @@ sb_session__chan_frame(sb_sconn *sc, const sb_amqp_frame *f)
     rc = dispatch(ch, &m, &err);
     if (rc != 0)
         chan_fail(sc, ch, rc, &err, m.id);
-}
-
-/* ---- publisher confirms ---- */
-
-void
-sb_session__confirm_ready(sb_chan *ch, uint64_t seq)
-{
-    ch->confirm_ready = seq;
-    if (!sb_list_linked(&ch->dirty_link))
-        sb_list_push_back(&ch->conn->confirm_dirty, &ch->dirty_link);
-}
-
-void
-sb_session__confirm_nack(sb_chan *ch, uint64_t seq)
-{
-    sb_amqp_method m = { .id = SB_M_BASIC_NACK };
-
-    /* Everything before seq was routed: acknowledge it first, in order. */
-    ch->confirm_ready = seq - 1;
-    sb_list_remove(&ch->dirty_link);
-    if (ch->confirm_ready > ch->confirm_sent) {
-        sb_list_push_back(&ch->conn->confirm_dirty, &ch->dirty_link);
-        sb_session__flush_confirms(ch->conn);
-    }
-    m.u.basic_nack.delivery_tag = seq;
-    sb_session__send(ch->conn, ch->id, &m);
-    ch->confirm_sent = ch->confirm_ready = seq;
-}
-
-/* One basic.ack per channel per batch of input: multiple=true covers
- * every publish up to the highest one routed. */
-void
-sb_session__flush_confirms(sb_sconn *sc)
-{
-    sb_list *it, *tmp;
-
-    sb_list_foreach_safe(it, tmp, &sc->confirm_dirty) {
-        sb_chan *ch = SB_CONTAINER_OF(it, sb_chan, dirty_link);
-        sb_amqp_method m = { .id = SB_M_BASIC_ACK };
-
-        sb_list_remove(&ch->dirty_link);
-        if (ch->confirm_ready <= ch->confirm_sent)
-            continue;
-        m.u.basic_ack.delivery_tag = ch->confirm_ready;
-        m.u.basic_ack.multiple = ch->confirm_ready - ch->confirm_sent > 1;
-        ch->confirm_sent = ch->confirm_ready;
-        sb_session__send(sc, ch->id, &m);
-    }
 }

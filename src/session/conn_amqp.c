@@ -514,6 +514,7 @@ sb_sessions_new(sb_loop *loop, sb_broker *broker, const sb_session_opts *opts)
     s->broker = broker;
     s->opts = *opts;
     sb_list_init(&s->conns);
+    sb_list_init(&s->durable_waiters);
     sb_session__alarm_start(s);
     return s;
 }

@@ -9,14 +9,14 @@ static int
 commit(sb_chan *ch, sb_error *err)
 {
     sb_list *it, *tmp;
-    bool rejected;
+    sb_publish_result res;
     int rc = 0;
 
     sb_list_foreach_safe(it, tmp, &ch->tx_ops) {
         sb_tx_op *op = SB_CONTAINER_OF(it, sb_tx_op, link);
         if (rc == 0) {
             if (op->method == SB_M_BASIC_PUBLISH)
-                rc = sb_session__route(ch, op->msg, op->mandatory, &rejected, err);
+                rc = sb_session__route(ch, op->msg, op->mandatory, &res, err);
             else if (op->method == SB_M_BASIC_ACK)
                 rc = sb_bchan_ack(ch->b, op->tag, op->multiple, err);
             else

@@ -33,7 +33,7 @@ static int
 publish_complete(sb_chan *ch, sb_error *err)
 {
     sb_msg *m = ch->pub_msg;
-    bool rejected;
+    sb_publish_result res;
     int rc = 0;
 
     ch->pub_msg = NULL;
@@ -49,14 +49,10 @@ publish_complete(sb_chan *ch, sb_error *err)
         sb_list_push_back(&ch->tx_ops, &op->link);
         return 0;
     }
-    rc = sb_session__route(ch, m, ch->pub_mandatory, &rejected, err);
+    rc = sb_session__route(ch, m, ch->pub_mandatory, &res, err);
     sb_msg_unref(m);
-    if (rc == 0 && ch->confirm) {
-        if (rejected)
-            sb_session__confirm_nack(ch, ch->pub_seq);
-        else
-            sb_session__confirm_ready(ch, ch->pub_seq);
-    }
+    if (rc == 0 && ch->confirm)
+        sb_session__confirm(ch, ch->pub_seq, &res);
     return rc;
 }
 
@@ -183,11 +179,10 @@ send_return(sb_chan *ch, sb_msg *m)
 }
 
 int
-sb_session__route(sb_chan *ch, sb_msg *m, bool mandatory, bool *rejected, sb_error *err)
+sb_session__route(sb_chan *ch, sb_msg *m, bool mandatory, sb_publish_result *res, sb_error *err)
 {
     sb_amqp_props props;
     const sb_amqp_table *headers = NULL;
-    sb_publish_result res;
     sb_str raw = sb_msg_props(m);
     int rc;
 
@@ -196,12 +191,10 @@ sb_session__route(sb_chan *ch, sb_msg *m, bool mandatory, bool *rejected, sb_err
         if (sb_amqp_props_decode(raw.p, raw.len, &props, &ch->conn->arena) == 0)
             headers = &props.headers;
     }
-    *rejected = false;
-    if ((rc = sb_publish(ch->conn->vhost, m, headers, &res, err)) != 0)
+    if ((rc = sb_publish(ch->conn->vhost, m, headers, res, err)) != 0)
         return rc;
-    if (!res.routed && mandatory)
+    if (!res->routed && mandatory)
         send_return(ch, m);
-    *rejected = res.rejected;
     return 0;
 }
 

@@ -34,6 +34,10 @@ void sb_sessions_accept(sb_listener *ls, sb_conn *c, void *arg);
 /* Closes every connection with 320 CONNECTION_FORCED and reason. */
 void sb_sessions_shutdown(sb_sessions *s, const char *reason);
 size_t sb_sessions_count(const sb_sessions *s);
+/* The store made everything up to pos durable (err 0), or lost what was
+ * past its previous durable position (err < 0): releases the publisher
+ * confirms that waited for it, as acks or nacks. */
+void sb_sessions_durable(sb_sessions *s, uint64_t pos, int err);
 /* Frees what is left; connections must be gone (after shutdown and the
  * loop having run until sb_sessions_count is 0, or bounded). */
 void sb_sessions_free(sb_sessions *s);

@@ -21,6 +21,8 @@ struct sb_sessions {
     uint64_t next_id;
     bool mem_alarm;             /* memory over the high watermark */
     sb_timer mem_timer;
+    sb_list durable_waiters;    /* channels with confirms waiting for the disk */
+    uint64_t durable_pos;       /* the store's durable position, as last reported */
 };
 
 typedef enum sb_sconn_state {
@@ -63,6 +65,14 @@ struct sb_sconn {
 
 typedef enum sb_chan_state { CH_OPEN, CH_CLOSING } sb_chan_state;
 
+/* A publisher confirm that waits for the store: released, in order, once
+ * the durable position reaches pos (pos 0 only waits for those before). */
+typedef struct sb_pending_confirm {
+    uint64_t seq;
+    uint64_t pos;
+    bool nack;
+} sb_pending_confirm;
+
 typedef enum sb_content_state {
     CA_NONE,                    /* no publish in progress */
     CA_HEADER,                  /* basic.publish seen, expecting a header */
@@ -97,6 +107,9 @@ struct sb_chan {
     uint64_t confirm_sent;      /* highest sequence acked to the client */
     uint64_t confirm_ready;     /* highest sequence ready to ack */
     sb_list dirty_link;         /* in conn->confirm_dirty */
+    sb_buf waiting;             /* sb_pending_confirm FIFO, behind the disk */
+    size_t waiting_head;        /* bytes of waiting already released */
+    sb_list wait_link;          /* in srv->durable_waiters */
     /* transactions */
     bool tx;
     sb_list tx_ops;             /* sb_tx_op */
@@ -127,6 +140,9 @@ void sb_session__flush_confirms(sb_sconn *sc);
 void sb_session__confirm_ready(sb_chan *ch, uint64_t seq);
 /* Publish seq was refused by a queue: acks before it go out, then a nack. */
 void sb_session__confirm_nack(sb_chan *ch, uint64_t seq);
+/* The confirm of publish seq, given how its routing went. */
+void sb_session__confirm(sb_chan *ch, uint64_t seq, const sb_publish_result *res);
+void sb_session__confirm_waiting_free(sb_chan *ch);
 
 /* The per-class handlers: return 0 or a reply code with err set. */
 int sb_session__on_exchange(sb_chan *ch, const sb_amqp_method *m, sb_error *err);
@@ -139,7 +155,8 @@ int sb_session__publish_start(sb_chan *ch, const sb_m_basic_publish *p, sb_error
 int sb_session__content_header(sb_chan *ch, const sb_amqp_frame *f, sb_error *err);
 int sb_session__content_body(sb_chan *ch, const sb_amqp_frame *f, sb_error *err);
 /* Routes one complete message (also used by tx.commit). */
-int sb_session__route(sb_chan *ch, sb_msg *m, bool mandatory, bool *rejected, sb_error *err);
+int sb_session__route(sb_chan *ch, sb_msg *m, bool mandatory, sb_publish_result *res,
+                      sb_error *err);
 void sb_session__tx_clear(sb_chan *ch);
 
 /* deliver.c */

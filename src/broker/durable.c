@@ -1,0 +1,234 @@
+/* durable.c - what survives a restart (DESIGN.md principle 2).
+ *
+ * Definitions: durable exchanges, durable non-exclusive queues and the
+ * bindings between durable ends are saved as one JSON document in
+ * RabbitMQ's definitions format (plus each queue's log id), atomically,
+ * by store/defs.c, whenever they changed, before the loop sleeps — so a
+ * declare-ok, written after that, is only sent once the definition is on
+ * disk.
+ *
+ * Messages: a persistent message (delivery_mode 2) entering a durable
+ * queue is appended to the store's log, one record per queue; acks,
+ * rejects, expiry, purges and deletions append removes; a first delivery
+ * appends a DELIVERED mark so recovery sets redelivered. Records are
+ * (queue id, message id, header, body) where the header is
+ *   u8 version (1) | u8 len | exchange | u8 len | routing key | properties
+ * with the properties in their wire form.
+ */
+#include "broker_int.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <string.h>
+
+#include "json_table.h"
+#include "../common/alloc.h"
+#include "../common/log.h"
+#include "../store/defs.h"
+
+#define RECORD_VERSION 1
+#define DEFS_ID_KEY "switchboard_id"
+
+/* ---- message records ---- */
+
+static void
+encode_header(sb_buf *b, const sb_msg *m)
+{
+    sb_buf_reset(b);
+    sb_buf_put_u8(b, RECORD_VERSION);
+    sb_buf_put_u8(b, m->exchange_len);
+    sb_buf_append_str(b, sb_msg_exchange(m));
+    sb_buf_put_u8(b, m->rk_len);
+    sb_buf_append_str(b, sb_msg_rk(m));
+    sb_buf_append_str(b, sb_msg_props(m));
+}
+
+int
+sb_broker__store_append(sb_queue *q, sb_qentry *e)
+{
+    sb_broker *b = q->vhost->broker;
+    sb_msg *m = e->msg;
+    int rc;
+
+    if (b->store == NULL)
+        return 0;
+    encode_header(&b->scratch, m);
+    e->msg_id = ++b->next_msg_id;
+    rc = sb_store_append(b->store, q->id, e->msg_id, sb_str_make(b->scratch.data, b->scratch.len),
+                         sb_str_make(m->body, m->body_len), &e->loc);
+    if (rc < 0) {
+        sb_log(SB_LOG_WARN, "store", "cannot log a persistent message for queue '%s': %s",
+               q->name, strerror(-rc));
+        return rc;
+    }
+    e->stored = true;
+    b->store_dirty = true;
+    if (e->loc.pos > b->publish_pos)
+        b->publish_pos = e->loc.pos;
+    return 0;
+}
+
+void
+sb_broker__store_remove(sb_queue *q, sb_qentry *e)
+{
+    sb_broker *b = q->vhost->broker;
+
+    if (q->vhost->closing)
+        return;  /* the broker is shutting down, not deleting: keep the record */
+    if (b->store != NULL && e->stored) {
+        sb_store_remove(b->store, q->id, e->msg_id, &e->loc);
+        b->store_dirty = true;
+    }
+    e->stored = false;
+}
+
+void
+sb_broker__store_delivered(sb_queue *q, sb_qentry *e)
+{
+    sb_broker *b = q->vhost->broker;
+
+    if (b->store == NULL || !e->stored || e->marked)
+        return;
+    sb_store_mark_delivered(b->store, q->id, e->msg_id, &e->loc);
+    e->marked = true;
+    b->store_dirty = true;
+}
+
+void
+sb_broker__queue_assign_id(sb_queue *q)
+{
+    sb_broker *b = q->vhost->broker;
+
+    if (b->data_dir == NULL)
+        return;
+    q->id = ++b->next_queue_id;
+    sb_broker__defs_changed(b);
+}
+
+void
+sb_broker__defs_changed(sb_broker *b)
+{
+    if (b->data_dir != NULL)
+        b->defs_dirty = true;
+}
+
+/* ---- definitions, in RabbitMQ's format ---- */
+
+static json_t *
+exchange_json(const sb_exchange *x)
+{
+    return json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:o}", "name", x->name, "vhost",
+                     x->vhost->name, "type", sb_broker__exchange_type_name(x), "durable", 1,
+                     "auto_delete", x->auto_delete, "internal", x->internal, "arguments",
+                     sb_json_from_table(&x->args.t));
+}
+
+static json_t *
+queue_json(const sb_queue *q)
+{
+    return json_pack("{s:s, s:s, s:b, s:b, s:o, s:I}", "name", q->name, "vhost", q->vhost->name,
+                     "durable", 1, "auto_delete", q->auto_delete, "arguments",
+                     sb_json_from_table(&q->args.t), DEFS_ID_KEY, (json_int_t)q->id);
+}
+
+static json_t *
+binding_json(const sb_binding *bd)
+{
+    const char *dest = bd->kind == SB_DEST_QUEUE ? ((sb_queue *)bd->dest)->name
+                                                  : ((sb_exchange *)bd->dest)->name;
+
+    return json_pack("{s:s, s:s, s:s, s:s, s:s#, s:o}", "source", bd->source->name, "vhost",
+                     bd->source->vhost->name, "destination", dest, "destination_type",
+                     bd->kind == SB_DEST_QUEUE ? "queue" : "exchange", "routing_key", bd->key,
+                     (int)bd->key_len, "arguments", sb_json_from_table(&bd->args.t));
+}
+
+static bool
+binding_kept(const sb_binding *bd)
+{
+    return bd->source->durable && bd->source->name_len > 0 &&
+           (bd->kind == SB_DEST_QUEUE ? sb_broker__queue_persists(bd->dest)
+                                      : ((sb_exchange *)bd->dest)->durable);
+}
+
+static void
+vhost_json(sb_vhost *v, json_t *xs, json_t *qs, json_t *bs)
+{
+    size_t it = 0;
+    void *val;
+    sb_list *l;
+
+    while (sb_map_next(&v->exchanges, &it, NULL, &val)) {
+        sb_exchange *x = val;
+        if (!x->durable || x->builtin)
+            continue;
+        json_array_append_new(xs, exchange_json(x));
+    }
+    for (it = 0; sb_map_next(&v->exchanges, &it, NULL, &val);)
+        sb_list_foreach(l, &((sb_exchange *)val)->bindings_out) {
+            sb_binding *bd = SB_CONTAINER_OF(l, sb_binding, src_link);
+            if (binding_kept(bd))
+                json_array_append_new(bs, binding_json(bd));
+        }
+    for (it = 0; sb_map_next(&v->queues, &it, NULL, &val);)
+        if (sb_broker__queue_persists(val))
+            json_array_append_new(qs, queue_json(val));
+}
+
+static json_t *
+definitions(sb_broker *b)
+{
+    json_t *vs = json_array(), *xs = json_array(), *qs = json_array(), *bs = json_array();
+    size_t it = 0;
+    sb_str name;
+    void *val;
+
+    while (sb_map_next(&b->vhosts, &it, &name, &val)) {
+        json_array_append_new(vs, json_pack("{s:s#}", "name", name.p, (int)name.len));
+        vhost_json(val, xs, qs, bs);
+    }
+    return json_pack("{s:s, s:o, s:o, s:o, s:o}", "product", "Switchboard", "vhosts", vs,
+                     "queues", qs, "exchanges", xs, "bindings", bs);
+}
+
+static void
+save_definitions(sb_broker *b)
+{
+    json_t *d = definitions(b);
+    char *text = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
+    int rc;
+
+    json_decref(d);
+    if (text == NULL)
+        return;
+    rc = sb_defs_save(b->data_dir, NULL, sb_str_c(text));
+    free(text);
+    if (rc < 0) {
+        sb_log(SB_LOG_ERROR, "store", "cannot save definitions in %s: %s (will retry)",
+               b->data_dir, strerror(-rc));
+        return;
+    }
+    b->defs_dirty = false;
+}
+
+/* Before the loop sleeps: definitions first (synchronous; they change
+ * rarely), then hand the batch of message records to the commit thread.
+ * The net layer flushes replies after this, so a declare-ok leaves only
+ * once its definition is on disk. */
+void
+sb_broker_before_sleep(sb_broker *b)
+{
+    if (b->defs_dirty)
+        save_definitions(b);
+    if (b->store != NULL && b->store_dirty) {
+        sb_store_commit_async(b->store);
+        b->store_dirty = false;
+    }
+}
+
+
+void *
+sb_broker_definitions_json(sb_broker *b)
+{
+    return definitions(b);
+}
