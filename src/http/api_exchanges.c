@@ -196,12 +196,13 @@ properties_key(const sb_binding_view *b, char *out, size_t len)
     }
     sb_buf enc = SB_BUF_INIT;
     sb_amqp_table_encode(&enc, b->args);
-    uint32_t h = sb_hash(enc.data, enc.len);
+    /* 4 bytes of hash in 6 base64url characters (36 bits, the last 4 zero). */
+    uint64_t h = (uint64_t)sb_hash(enc.data, enc.len) << 4;
     sb_buf_free(&enc);
     if (w + 8 < len) {
         out[w++] = '~';
         for (int i = 0; i < 6; i++)
-            out[w++] = b64[(h >> (26 - 6 * i)) & 63];
+            out[w++] = b64[(h >> (30 - 6 * i)) & 63];
         out[w] = '\0';
     }
 }
