@@ -39,7 +39,7 @@ exchange_json(const sb_exchange_view *x)
                      "durable", x->durable,
                      "auto_delete", x->auto_delete,
                      "internal", x->internal,
-                     "arguments", sb_http__table_to_json(x->args));
+                     "arguments", sb_json_from_table(x->args));
 }
 
 static void
@@ -103,7 +103,7 @@ read_exchange_body(sb_http_req *r, sb_exchange_decl *d, sb_amqp_table *args, sb_
                              "type must be a string; durable, auto_delete and internal booleans");
         return false;
     }
-    if (sb_http__json_to_table(json_object_get(r->json, "arguments"), args, a, why,
+    if (sb_json_to_table(json_object_get(r->json, "arguments"), args, a, why,
                                sizeof why) < 0) {
         sb_http__reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "%s", why);
         return false;
@@ -219,7 +219,7 @@ binding_json(const sb_binding_view *b)
                      "destination", str_json(b->destination),
                      "destination_type", b->is_to_exchange ? "exchange" : "queue",
                      "routing_key", str_json(b->routing_key),
-                     "arguments", sb_http__table_to_json(b->args),
+                     "arguments", sb_json_from_table(b->args),
                      "properties_key", pk);
 }
 

@@ -95,7 +95,7 @@ num_props(const json_t *props, sb_amqp_props *out, sb_arena *a, char *why, size_
         out->timestamp = (uint64_t)n;
     }
     if ((v = json_object_get(props, "headers")) != NULL && !json_is_null(v)) {
-        if (sb_http__json_to_table(v, &out->headers, a, why, len) < 0)
+        if (sb_json_to_table(v, &out->headers, a, why, len) < 0)
             return -1;
         out->flags |= SB_PROP_HEADERS;
     }

@@ -35,7 +35,7 @@ queue_json(const sb_queue_view *q)
                      "durable", q->durable,
                      "auto_delete", q->auto_delete,
                      "exclusive", q->exclusive,
-                     "arguments", sb_http__table_to_json(q->args),
+                     "arguments", sb_json_from_table(q->args),
                      "messages", (json_int_t)q->messages_ready + q->messages_unacked,
                      "messages_ready", (json_int_t)q->messages_ready,
                      "messages_unacknowledged", (json_int_t)q->messages_unacked,
@@ -105,7 +105,7 @@ read_queue_body(sb_http_req *r, sb_queue_decl *d, sb_amqp_table *args, sb_arena 
                              "durable and auto_delete must be booleans");
         return false;
     }
-    if (sb_http__json_to_table(json_object_get(r->json, "arguments"), args, a, why,
+    if (sb_json_to_table(json_object_get(r->json, "arguments"), args, a, why,
                                sizeof why) < 0) {
         sb_http__reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "%s", why);
         return false;

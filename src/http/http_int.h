@@ -15,6 +15,7 @@
 #include <microhttpd.h>
 
 #include "http.h"
+#include "../broker/json_table.h"
 #include "../common/arena.h"
 #include "../common/list.h"
 #include "../common/map.h"
@@ -157,16 +158,6 @@ void sb_http__reply_error(sb_http_req *r, unsigned status, const char *error, co
 /* ---- http.c ---- */
 /* Runs MHD on every daemon soon (after a resume, from outside MHD_run). */
 void sb_http__kick(sb_http *h);
-
-/* ---- json_table.c: JSON <-> AMQP field tables ---- */
-/* Converts a JSON object (or NULL / null: an empty table) to a field table
- * as RabbitMQ management does. Entries come from a, strings are views
- * into obj: valid while both are. Returns 0, or -1 with why set. */
-int sb_http__json_to_table(const json_t *obj, sb_amqp_table *out, sb_arena *a, char *why,
-                           size_t why_len);
-/* The JSON form of a table / value. New reference. */
-json_t *sb_http__table_to_json(const sb_amqp_table *t);
-json_t *sb_http__value_to_json(const sb_amqp_value *v);
 
 /* ---- api_publish.c: messages built from HTTP requests ---- */
 /* Fills *out from RabbitMQ management's "properties" object (NULL: none).

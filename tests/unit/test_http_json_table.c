@@ -1,4 +1,5 @@
-/* test_http_json_table.c - JSON <-> AMQP field tables as RabbitMQ
+/* test_http_json_table.c - JSON <-> AMQP field tables (broker/json_table.c, which
+ * the HTTP API uses for arguments and headers) as RabbitMQ
  * management converts them, checked through the wire encoding. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,7 +11,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
-#include "http/http_int.h"
+#include "broker/json_table.h"
 
 typedef struct conv {
     json_t *in;
@@ -28,7 +29,7 @@ convert(conv *c, const char *json)
     memset(c, 0, sizeof *c);
     c->in = json_loads(json, JSON_DECODE_ANY, &jerr);
     assert_non_null(c->in);
-    c->rc = sb_http__json_to_table(c->in, &c->t, &c->arena, c->why, sizeof c->why);
+    c->rc = sb_json_to_table(c->in, &c->t, &c->arena, c->why, sizeof c->why);
 }
 
 static void
@@ -105,7 +106,7 @@ converted_table_survives_the_wire_and_back_to_the_same_json(void **state)
     convert(&c, src);
     assert_int_equal(c.rc, 0);
     back = round_trip(&c.t, &b, &a);
-    out = sb_http__table_to_json(&back);
+    out = sb_json_from_table(&back);
     assert_true(json_equal(out, c.in));
     json_decref(out);
     sb_buf_free(&b);
@@ -121,9 +122,9 @@ null_or_missing_arguments_are_an_empty_table(void **state)
     char why[80];
     json_t *n = json_null();
 
-    assert_int_equal(sb_http__json_to_table(NULL, &t, &a, why, sizeof why), 0);
+    assert_int_equal(sb_json_to_table(NULL, &t, &a, why, sizeof why), 0);
     assert_int_equal(t.n, 0);
-    assert_int_equal(sb_http__json_to_table(n, &t, &a, why, sizeof why), 0);
+    assert_int_equal(sb_json_to_table(n, &t, &a, why, sizeof why), 0);
     assert_int_equal(t.n, 0);
     json_decref(n);
     sb_arena_free(&a);
@@ -182,7 +183,7 @@ amqp_integer_kinds_and_timestamps_become_json_integers(void **state)
         { SB_STR_LIT("dec"), { .kind = SB_FV_DECIMAL, .v.dec = { 2, 150 } } },
     };
     sb_amqp_table t = { .n = 4, .e = e };
-    json_t *j = sb_http__table_to_json(&t);
+    json_t *j = sb_json_from_table(&t);
 
     assert_int_equal(json_integer_value(json_object_get(j, "b")), -3);
     assert_int_equal(json_integer_value(json_object_get(j, "u")), 4000000000ll);
@@ -195,7 +196,7 @@ static void
 empty_table_is_an_empty_object(void **state)
 {
     sb_amqp_table t = { 0 };
-    json_t *j = sb_http__table_to_json(&t);
+    json_t *j = sb_json_from_table(&t);
 
     assert_true(json_is_object(j));
     assert_int_equal(json_object_size(j), 0);
