@@ -37,15 +37,14 @@ sb_http__api_overview(sb_http_req *r)
 
     sb_broker_totals(r->h->broker, &c);
     o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:o}",
-                          "product_name", SB_HTTP__PRODUCT,
-                          "product_version", SB_HTTP__VERSION,
-                          "management_version", SB_HTTP__VERSION,
-                          "switchboard_version", SB_HTTP__VERSION,
-                          "rates_mode", "none",
-                          "cluster_name", NODE_NAME,
-                          "node", NODE_NAME,
-                          "object_totals", object_totals(&c),
-                          "queue_totals", queue_totals(&c));
-
+                  "product_name", SB_HTTP__PRODUCT,
+                  "product_version", SB_HTTP__VERSION,
+                  "management_version", SB_HTTP__VERSION,
+                  "switchboard_version", SB_HTTP__VERSION,
+                  "rates_mode", "none",
+                  "cluster_name", NODE_NAME,
+                  "node", NODE_NAME,
+                  "object_totals", object_totals(&c),
+                  "queue_totals", queue_totals(&c));
     sb_http__reply_json(r, MHD_HTTP_OK, o);
 }

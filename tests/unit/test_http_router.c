@@ -139,6 +139,62 @@ too_many_segments_is_404(void **state)
     done(&o);
 }
 
+static void
+queue_contents_is_purge_not_queue_delete(void **state)
+{
+    routed o;
+
+    route(&o, "DELETE", "/api/queues/%2F/orders/contents");
+    assert_non_null(o.rt);
+    assert_ptr_equal(o.rt->fn, sb_http__api_queue_purge);
+    assert_int_equal(o.r.nparams, 2);
+    assert_true(sb_str_eq_c(o.r.params[0], "/"));
+    assert_true(sb_str_eq_c(o.r.params[1], "orders"));
+    done(&o);
+    route(&o, "DELETE", "/api/queues/%2F/orders");
+    assert_ptr_equal(o.rt->fn, sb_http__api_queue_delete);
+    done(&o);
+}
+
+static void
+publish_and_rpc_are_post_only(void **state)
+{
+    routed o;
+
+    route(&o, "POST", "/api/exchanges/%2F/amq.default/publish");
+    assert_non_null(o.rt);
+    assert_ptr_equal(o.rt->fn, sb_http__api_publish);
+    assert_true(o.rt->takes_json);
+    done(&o);
+    route(&o, "POST", "/api/rpc/%2F/payments");
+    assert_non_null(o.rt);
+    assert_ptr_equal(o.rt->fn, sb_http__api_rpc);
+    assert_false(o.rt->takes_json); /* the body is the request, in any format */
+    done(&o);
+    route(&o, "GET", "/api/rpc/%2F/payments");
+    assert_null(o.rt);
+    assert_int_equal(o.status, 405);
+    assert_string_equal(o.allow, "POST");
+    done(&o);
+}
+
+static void
+one_path_serves_get_put_and_delete(void **state)
+{
+    routed o;
+
+    route(&o, "PUT", "/api/exchanges/%2F/x");
+    assert_ptr_equal(o.rt->fn, sb_http__api_exchange_put);
+    done(&o);
+    route(&o, "POST", "/api/exchanges/%2F/x");
+    assert_null(o.rt);
+    assert_int_equal(o.status, 405);
+    assert_non_null(strstr(o.allow, "GET"));
+    assert_non_null(strstr(o.allow, "PUT"));
+    assert_non_null(strstr(o.allow, "DELETE"));
+    done(&o);
+}
+
 int
 main(void)
 {
@@ -151,6 +207,9 @@ main(void)
         cmocka_unit_test(known_path_with_wrong_method_is_405_with_allow),
         cmocka_unit_test(malformed_or_nul_escapes_are_400),
         cmocka_unit_test(too_many_segments_is_404),
+        cmocka_unit_test(queue_contents_is_purge_not_queue_delete),
+        cmocka_unit_test(publish_and_rpc_are_post_only),
+        cmocka_unit_test(one_path_serves_get_put_and_delete),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
