@@ -244,7 +244,7 @@ static int send_request(sb_client *c, const call_opts *o, call_state *st, const 
         return SB_EXIT_FAIL;
     uint64_t left = time_left(st);
     if (left == 0)
-        return SB_EXIT_TIMEOUT;
+        return SB_EXIT_FAIL;  /* reported as a timeout by run_call */
     snprintf(st->expiration, sizeof st->expiration, "%llu", (unsigned long long)left);
     amqp_basic_properties_t props;
     amqp_table_entry_t entries[MAX_HEADERS];
@@ -354,20 +354,32 @@ static int wait_reply(sb_client *c, const call_opts *o, const call_state *st)
     }
 }
 
+/* Bounds every synchronous method (queue.declare, basic.consume, the
+ * final connection.close) by ms. */
+static void set_rpc_timeout(sb_client *c, uint64_t ms)
+{
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+    amqp_set_rpc_timeout(c->conn, &tv);
+}
+
 static int run_call(const call_opts *o, call_state *st, const sb_buf *body)
 {
-    uint64_t left = time_left(st);
     sb_client c;
-    if (sb_client_open(&c, sb_client_url(o->url), "switchboard call", (int)left) != 0)
-        return SB_EXIT_FAIL;
+    if (sb_client_open(&c, sb_client_url(o->url), "switchboard call", (int)time_left(st)) != 0)
+        return time_left(st) == 0 ? SB_EXIT_TIMEOUT : SB_EXIT_FAIL;
+    set_rpc_timeout(&c, time_left(st) > 0 ? time_left(st) : 1);
     int rc = check_queue(&c, o);
     if (rc == SB_EXIT_OK)
         rc = send_request(&c, o, st, body);
     if (rc == SB_EXIT_OK)
         rc = wait_reply(&c, o, st);
-    else if (rc == SB_EXIT_TIMEOUT)
+    /* A broker too slow to answer before the deadline is a timeout too. */
+    if (rc != SB_EXIT_OK && rc != SB_EXIT_TIMEOUT && time_left(st) == 0) {
         fprintf(stderr, "switchboard call: the deadline (%llu ms) passed before the request "
-                        "was sent\n", (unsigned long long)o->timeout_ms);
+                        "could be sent\n", (unsigned long long)o->timeout_ms);
+        rc = SB_EXIT_TIMEOUT;
+    }
+    set_rpc_timeout(&c, 1000);
     sb_client_close(&c);
     return rc;
 }

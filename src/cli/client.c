@@ -190,13 +190,22 @@ static int open_socket(sb_client *c, const struct amqp_connection_info *ci, int 
 static amqp_rpc_reply_t login(sb_client *c, const struct amqp_connection_info *ci,
                               const char *conn_name)
 {
-    amqp_table_entry_t entries[1];
-    amqp_table_t props = { 0, entries };
+    /* consumer_cancel_notify: without it a broker does not send
+     * basic.cancel when a consumed queue is deleted, and a consumer waits
+     * forever. librabbitmq merges this with its own capabilities. */
+    amqp_table_entry_t cap = { .key = amqp_cstring_bytes("consumer_cancel_notify"),
+                               .value = { .kind = AMQP_FIELD_KIND_BOOLEAN,
+                                          .value = { .boolean = 1 } } };
+    amqp_table_entry_t entries[2];
+    amqp_table_t props = { 1, entries };
+    entries[0].key = amqp_cstring_bytes("capabilities");
+    entries[0].value.kind = AMQP_FIELD_KIND_TABLE;
+    entries[0].value.value.table = (amqp_table_t){ 1, &cap };
     if (conn_name != NULL) {
-        entries[0].key = amqp_cstring_bytes("connection_name");
-        entries[0].value.kind = AMQP_FIELD_KIND_UTF8;
-        entries[0].value.value.bytes = amqp_cstring_bytes(conn_name);
-        props.num_entries = 1;
+        entries[1].key = amqp_cstring_bytes("connection_name");
+        entries[1].value.kind = AMQP_FIELD_KIND_UTF8;
+        entries[1].value.value.bytes = amqp_cstring_bytes(conn_name);
+        props.num_entries = 2;
     }
     return amqp_login_with_properties(c->conn, ci->vhost, 0, AMQP_DEFAULT_FRAME_SIZE, 0,
                                       &props, AMQP_SASL_METHOD_PLAIN, ci->user,

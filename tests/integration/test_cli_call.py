@@ -352,3 +352,11 @@ def test_shutdown_timeout_kills_and_requeues(respond, queue, ch, conn):
     assert time.monotonic() - t0 < 3
     _, _, body = get_one(ch, queue, timeout=5)  # requeued, not lost
     assert body == b"long job"
+
+
+def test_respond_exits_1_when_its_queue_is_deleted(respond, connect):
+    q = unique("doomed")
+    p = respond(q, "--declare", "--", "cat")
+    connect().channel().queue_delete(q)
+    assert p.wait(10) == 1  # basic.cancel (consumer_cancel_notify), not a silent hang
+    assert b"cancelled the consumer" in pathlib.Path(p.log_path).read_bytes()
