@@ -1,5 +1,6 @@
-/* http.h - the HTTP/1.1 server: management API (RabbitMQ's JSON shapes),
- * later REST publish, the REST-to-RPC bridge and /metrics.
+/* http.h - the HTTP/1.1 server: management API (RabbitMQ's JSON shapes:
+ * overview, vhosts, queues, exchanges, bindings, REST publish), the
+ * REST-to-RPC bridge (POST /api/rpc/{vhost}/{queue}), later /metrics.
  *
  * HTTP parsing is libmicrohttpd's (DESIGN.md: no hand-written parser). It
  * runs without threads of its own inside our loop: each daemon's epoll
