@@ -13,6 +13,8 @@ static const struct {
     { "publish", sb_cli_publish, "publish a message to an exchange" },
     { "consume", sb_cli_consume, "print messages from a queue" },
     { "bench", sb_cli_bench, "measure throughput and latency against a broker" },
+    { "call", sb_cli_call, "send a request to a queue and print the reply" },
+    { "respond", sb_cli_respond, "serve a queue's requests by running a command" },
 };
 
 static void
