@@ -15,6 +15,7 @@
 static void conn_closed(sb_conn *c, int err, void *ud);
 static size_t conn_data(sb_conn *c, const uint8_t *data, size_t len, void *ud);
 static void conn_drain(sb_conn *c, void *ud);
+static void sconn_release(sb_sconn *sc);
 
 static const sb_conn_ops amqp_conn_ops = {
     .on_data = conn_data,
@@ -486,8 +487,14 @@ conn_drain(sb_conn *c, void *ud)
 static void
 conn_closed(sb_conn *c, int err, void *ud)
 {
-    sb_sconn *sc = ud;
+    sconn_release(ud);
+}
 
+/* Frees sc and everything it holds in the broker (channels, whose unacked
+ * deliveries are requeued; its exclusive queues). */
+static void
+sconn_release(sb_sconn *sc)
+{
     for (size_t i = 0; i < sc->nchans; i++)
         if (sc->chans[i] != NULL)
             sb_session__chan_free(sc->chans[i]);
@@ -573,8 +580,18 @@ sb_sessions_free(sb_sessions *s)
 {
     sb_list *it, *tmp;
 
+    static const sb_conn_ops detached = { 0 };
+
     sb_session__alarm_stop(s);
-    sb_list_foreach_safe(it, tmp, &s->conns)
-        sb_conn_abort(SB_CONTAINER_OF(it, sb_sconn, link)->net);
+    /* The net layer reports closes later, from the loop; by then s and
+     * the broker may be gone, so each connection is released here and
+     * detached from its socket first. */
+    sb_list_foreach_safe(it, tmp, &s->conns) {
+        sb_sconn *sc = SB_CONTAINER_OF(it, sb_sconn, link);
+        sb_conn *c = sc->net;
+        sconn_release(sc);
+        sb_conn_set_ops(c, &detached, NULL);
+        sb_conn_abort(c);
+    }
     sb_free(s);
 }
