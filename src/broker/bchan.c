@@ -16,6 +16,7 @@ sb_bchan_new(sb_broker *b, sb_vhost *v, const void *owner)
     ch->vhost = v;
     ch->owner = owner;
     ch->flow_active = true;
+    b->channels++;
     sb_list_init(&ch->unacked);
     sb_list_init(&ch->consumers);
     return ch;
@@ -425,5 +426,6 @@ sb_bchan_free(sb_bchan *ch)
     if (!sb_list_empty(&ch->unacked))
         settle_tags(ch, 0, true, SETTLE_REQUEUE, &err);
     sb_map_free(&ch->consumer_tags);
+    ch->broker->channels--;
     sb_free(ch);
 }

@@ -237,6 +237,8 @@ void sb_bchan_resume(sb_bchan *ch);
  * and must not change the broker from inside an iteration callback. */
 
 typedef struct sb_broker_counts {
+    uint32_t connections;      /* AMQP connections (sb_broker_count_connection) */
+    uint32_t channels;         /* broker channels (sb_bchan) */
     uint32_t vhosts;
     uint32_t exchanges;        /* including the predeclared ones, as RabbitMQ counts */
     uint32_t queues;
@@ -245,6 +247,8 @@ typedef struct sb_broker_counts {
     uint64_t messages_unacked;
 } sb_broker_counts;
 
+/* The session layer reports AMQP connections coming (+1) and going (-1). */
+void sb_broker_count_connection(sb_broker *b, int delta);
 /* Object totals over every vhost, for GET /api/overview. */
 void sb_broker_totals(const sb_broker *b, sb_broker_counts *out);
 

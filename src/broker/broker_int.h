@@ -17,6 +17,8 @@ struct sb_broker {
     char *data_dir;         /* where definitions are saved; NULL with no store */
     bool defs_dirty;        /* durable definitions changed since saved */
     bool store_dirty;       /* records appended since the last commit */
+    uint32_t connections;   /* AMQP connections, as the session reports them */
+    uint32_t channels;      /* live sb_bchan */
     uint32_t next_queue_id; /* for durable queues' log records */
     uint64_t next_msg_id;
     uint64_t publish_pos;   /* highest log position appended by this publish */

@@ -45,8 +45,16 @@ sb_broker_totals(const sb_broker *b, sb_broker_counts *out)
     void *val;
 
     memset(out, 0, sizeof *out);
+    out->connections = b->connections;
+    out->channels = b->channels;
     while (sb_map_next(&b->vhosts, &it, NULL, &val))
         count_vhost(val, out);
+}
+
+void
+sb_broker_count_connection(sb_broker *b, int delta)
+{
+    b->connections += (uint32_t)delta;
 }
 
 void

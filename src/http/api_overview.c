@@ -10,12 +10,11 @@
 
 #define NODE_NAME "switchboard@localhost"
 
-/* Connections and channels live in session/, which http/ does not
- * depend on: they read 0 until the session exposes a count. */
 static json_t *
 object_totals(const sb_broker_counts *c)
 {
-    return json_pack("{s:i,s:i,s:I,s:I,s:I}", "connections", 0, "channels", 0,
+    return json_pack("{s:I,s:I,s:I,s:I,s:I}", "connections", (json_int_t)c->connections,
+                     "channels", (json_int_t)c->channels,
                      "exchanges", (json_int_t)c->exchanges, "queues", (json_int_t)c->queues,
                      "consumers", (json_int_t)c->consumers);
 }

@@ -504,6 +504,7 @@ sconn_release(sb_sconn *sc)
     sb_timer_stop(sc->srv->loop, &sc->deadline_timer);
     sb_list_remove(&sc->link);
     sc->srv->count--;
+    sb_broker_count_connection(sc->srv->broker, -1);
     sb_arena_free(&sc->arena);
     sb_buf_free(&sc->scratch);
     sb_free(sc->chans);
@@ -550,6 +551,7 @@ sb_sessions_accept(sb_listener *ls, sb_conn *c, void *arg)
     sb_timer_start(s->loop, &sc->deadline_timer, s->opts.handshake_timeout_ms);
     sb_list_push_back(&s->conns, &sc->link);
     s->count++;
+    sb_broker_count_connection(s->broker, 1);
     sb_conn_set_ops(c, &amqp_conn_ops, sc);
 }
 

@@ -65,6 +65,25 @@ def test_overview_counts_queues_exchanges_consumers(http, ch, qname):
     ch.queue_delete(qname)
 
 
+def test_overview_counts_connections_and_channels(http, connect):
+    def totals():
+        return request(http, "GET", "/api/overview")[2]["object_totals"]
+
+    before = totals()
+    c = connect()
+    c.channel()
+    c.channel()
+    during = totals()
+    assert during["connections"] == before["connections"] + 1
+    assert during["channels"] == before["channels"] + 2
+    c.close()
+    deadline = time.monotonic() + 5
+    while totals()["connections"] != before["connections"]:
+        assert time.monotonic() < deadline, "the closed connection is still counted"
+        time.sleep(0.02)
+    assert totals()["channels"] == before["channels"]
+
+
 @pytest.mark.switchboard_only
 def test_overview_queue_totals_count_messages(http, ch, qname):
     ch.queue_declare(qname)
