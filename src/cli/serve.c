@@ -182,6 +182,8 @@ session_opts(const sb_config *c, sb_session_opts *o)
                                    ? c->memory_high_watermark
                                    : sb_mem_total() / 10 * 4;
     o->memory_check_ms = c->memory_check_ms;
+    o->disk_free_limit = c->disk_free_limit;
+    o->data_dir = c->data_dir;
 }
 
 /* Raises the open-files limit to its hard maximum: every connection is a

@@ -44,6 +44,10 @@ const sb_option sb_options[] = {
         "0 means 40% of the machine's memory, as RabbitMQ's default."),
     U32("memory.check_interval_ms", "--memory-check-ms", memory_check_ms, 10, 60000, "1000",
         "How often memory in use is compared with the high watermark, in milliseconds."),
+    U64("disk.free_limit_bytes", "--disk-free-limit", disk_free_limit, 0, UINT64_MAX,
+        "50000000",
+        "Free space in the data directory's file system below which publishing connections "
+        "are blocked (connection.blocked), as RabbitMQ's disk_free_limit; 0 disables."),
     STR("log_level", "--log-level", log_level, "info", "debug, info, warn or error."),
 };
 

@@ -1,7 +1,10 @@
-/* alarm.c - the memory alarm and connection.blocked, as RabbitMQ does it.
+/* alarm.c - the memory and disk alarms and connection.blocked, as
+ * RabbitMQ does them.
  *
  * Once a check interval the allocator's bytes in use are compared with the
- * high watermark. While over it, every connection that publishes is
+ * memory high watermark, and the free space of the data directory's file
+ * system with the disk free limit. While either alarm is on, every
+ * connection that publishes is
  * blocked: clients that asked for the connection.blocked capability are
  * told so, and reading from a publishing connection stops after the frame
  * that published, so its publishers wait in their own socket buffers
@@ -10,8 +13,20 @@
  * reading resumes. */
 #include "session_int.h"
 
+#include <sys/statvfs.h>
+
 #include "../common/log.h"
 #include "../common/mem.h"
+
+static const char *
+alarm_reason(unsigned alarms)
+{
+    switch (alarms) {
+    case SB_ALARM_MEMORY: return "low on memory";
+    case SB_ALARM_DISK: return "low on disk";
+    default: return "low on memory & disk";
+    }
+}
 
 static void
 send_blocked(sb_sconn *sc, bool blocked)
@@ -21,7 +36,7 @@ send_blocked(sb_sconn *sc, bool blocked)
     if (!sc->cap_blocked || sc->blocked_sent == blocked)
         return;
     if (blocked)
-        m.u.connection_blocked.reason = sb_str_c("low on memory");
+        m.u.connection_blocked.reason = sb_str_c(alarm_reason(sc->srv->alarms));
     sb_session__send(sc, 0, &m);
     sc->blocked_sent = blocked;
 }
@@ -53,24 +68,53 @@ alarm_clear(sb_sessions *s)
     }
 }
 
+static unsigned
+check_memory(sb_sessions *s)
+{
+    uint64_t used = sb_mem_used();
+    bool over = s->opts.memory_high_watermark > 0 && used > s->opts.memory_high_watermark;
+
+    if (over != !!(s->alarms & SB_ALARM_MEMORY))
+        sb_log(over ? SB_LOG_WARN : SB_LOG_INFO, "alarm",
+               "memory in use %llu MiB is %s the high watermark %llu MiB%s",
+               (unsigned long long)(used >> 20), over ? "over" : "under",
+               (unsigned long long)(s->opts.memory_high_watermark >> 20),
+               over ? ": blocking publishers" : "");
+    return over ? SB_ALARM_MEMORY : 0;
+}
+
+static unsigned
+check_disk(sb_sessions *s)
+{
+    struct statvfs vfs;
+    uint64_t free_bytes;
+    bool low;
+
+    if (s->opts.disk_free_limit == 0 || s->opts.data_dir == NULL ||
+        statvfs(s->opts.data_dir, &vfs) < 0)
+        return 0;
+    free_bytes = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+    low = free_bytes < s->opts.disk_free_limit;
+    if (low != !!(s->alarms & SB_ALARM_DISK))
+        sb_log(low ? SB_LOG_WARN : SB_LOG_INFO, "alarm",
+               "free disk space %llu MiB in %s is %s the limit %llu MiB%s",
+               (unsigned long long)(free_bytes >> 20), s->opts.data_dir, low ? "below" : "above",
+               (unsigned long long)(s->opts.disk_free_limit >> 20),
+               low ? ": blocking publishers" : "");
+    return low ? SB_ALARM_DISK : 0;
+}
+
 static void
 alarm_check(sb_loop *l, sb_timer *t)
 {
     sb_sessions *s = t->arg;
-    uint64_t used = sb_mem_used();
-    bool over = used > s->opts.memory_high_watermark;
+    unsigned now = check_memory(s) | check_disk(s);
 
-    if (over && !s->mem_alarm)
-        sb_log(SB_LOG_WARN, "alarm",
-               "memory in use %llu MiB is over the high watermark %llu MiB: blocking publishers",
-               (unsigned long long)(used >> 20),
-               (unsigned long long)(s->opts.memory_high_watermark >> 20));
-    else if (!over && s->mem_alarm)
-        sb_log(SB_LOG_INFO, "alarm", "memory in use %llu MiB is under the watermark again",
-               (unsigned long long)(used >> 20));
-    if (!over && s->mem_alarm)
+    if (now == 0 && s->alarms != 0) {
+        s->alarms = 0;
         alarm_clear(s);
-    s->mem_alarm = over;
+    }
+    s->alarms = now;
     sb_timer_start(l, t, s->opts.memory_check_ms);
 }
 
@@ -78,8 +122,8 @@ void
 sb_session__alarm_start(sb_sessions *s)
 {
     sb_timer_init(&s->mem_timer, alarm_check, s);
-    if (s->opts.memory_high_watermark > 0)
-        sb_timer_start(s->loop, &s->mem_timer, s->opts.memory_check_ms);
+    if (s->opts.memory_high_watermark > 0 || s->opts.disk_free_limit > 0)
+        alarm_check(s->loop, &s->mem_timer);
 }
 
 void

@@ -39,7 +39,7 @@ publish_complete(sb_chan *ch, sb_error *err)
     ch->pub_msg = NULL;
     ch->ca = CA_NONE;
     /* Blocked after a whole message, so nothing is left half-published. */
-    if (ch->conn->srv->mem_alarm)
+    if (ch->conn->srv->alarms != 0)
         sb_session__block_publisher(ch->conn);
     if (ch->tx) {
         sb_tx_op *op = sb_calloc(1, sizeof *op);

@@ -21,7 +21,9 @@ typedef struct sb_session_opts {
     bool loopback_users_only;   /* default user allowed from loopback only */
     uint32_t handshake_timeout_ms;
     uint64_t memory_high_watermark; /* bytes in use that block publishers (0: never) */
-    uint32_t memory_check_ms;       /* how often memory is checked */
+    uint32_t memory_check_ms;       /* how often memory and disk are checked */
+    uint64_t disk_free_limit;       /* free bytes below which publishers block (0: never) */
+    const char *data_dir;           /* whose file system's free space is checked */
 } sb_session_opts;
 
 typedef struct sb_sessions sb_sessions;

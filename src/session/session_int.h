@@ -10,6 +10,8 @@
 #include "../common/list.h"
 
 typedef struct sb_sconn sb_sconn;
+
+enum { SB_ALARM_MEMORY = 1, SB_ALARM_DISK = 2 };
 typedef struct sb_chan sb_chan;
 
 struct sb_sessions {
@@ -19,7 +21,7 @@ struct sb_sessions {
     sb_list conns;              /* sb_sconn.link */
     size_t count;
     uint64_t next_id;
-    bool mem_alarm;             /* memory over the high watermark */
+    unsigned alarms;            /* SB_ALARM_* bits now on */
     sb_timer mem_timer;
     sb_list durable_waiters;    /* channels with confirms waiting for the disk */
     uint64_t durable_pos;       /* the store's durable position, as last reported */

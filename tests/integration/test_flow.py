@@ -83,3 +83,21 @@ def test_publishing_resumes_with_connection_unblocked_below_the_watermark():
         pub.close()
     finally:
         b.stop()
+
+
+def test_publisher_is_blocked_low_on_disk_when_free_space_is_under_the_limit():
+    # A limit far above any real disk: the disk alarm is on from the start.
+    b = brokers.start_switchboard(extra_args=(
+        "--disk-free-limit", str(1 << 60), "--memory-check-ms", "20"))
+    try:
+        conn = pika.BlockingConnection(pika.URLParameters(b.amqp_url))
+        reasons = []
+        conn.add_on_connection_blocked_callback(lambda c, m: reasons.append(m.method.reason))
+        ch = conn.channel()
+        q = ch.queue_declare(unique("q")).method.queue
+        ch.basic_publish("", q, b"first")
+        wait_for(lambda: conn.process_data_events(0.05) or reasons, timeout=5)
+        assert reasons == ["low on disk"]
+        assert "free disk space" in open(b.log_path).read()
+    finally:
+        b.stop()
