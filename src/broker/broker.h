@@ -60,7 +60,8 @@ typedef struct sb_store_msg sb_store_msg;
 int sb_broker_load_definitions(sb_broker *b, const char *dir);
 /* An sb_store_recover_fn: arg is the broker. */
 void sb_broker_recover_message(void *arg, const sb_store_msg *m);
-/* Starts logging into st (borrowed until sb_broker_free). */
+/* Starts logging into st (borrowed until sb_broker_free, or until
+ * attaching NULL, which stops logging). */
 void sb_broker_attach_store(sb_broker *b, sb_store *st);
 /* Saves changed definitions and starts a group commit: call before the
  * loop sleeps, before connections are flushed. */

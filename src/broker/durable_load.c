@@ -241,7 +241,7 @@ sb_broker_attach_store(sb_broker *b, sb_store *st)
     size_t n = b->orphans.len / sizeof(sb_store_msg);
 
     b->store = st;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && st != NULL; i++) {
         sb_store_msg o;
         memcpy(&o, b->orphans.data + i * sizeof o, sizeof o);
         sb_store_remove(st, o.queue_id, o.msg_id, &o.loc);

@@ -235,10 +235,12 @@ sb_cli_serve(int argc, char **argv)
         rc = 1;
         goto out;
     }
+    ctx.store.http = ctx.http;
     sb_log(SB_LOG_INFO, "serve", "Switchboard ready in %.1f ms", (sb_clock_us() - t0) / 1000.0);
     rc = sb_loop_run(ctx.loop) < 0 ? 1 : 0;
     sb_log(SB_LOG_INFO, "serve", "stopped");
 out:
+    ctx.store.http = NULL;
     sb_http_stop(ctx.http);
     for (int i = 0; i < ctx.nlisteners; i++)
         sb_listener_close(ctx.listeners[i]);

@@ -14,7 +14,9 @@ on_durable(void *arg, uint64_t pos, int err)
 {
     sb_serve_store *ss = arg;
 
-    sb_sessions_durable(ss->sessions, pos, err);
+    if (ss->sessions != NULL)
+        sb_sessions_durable(ss->sessions, pos, err);
+    sb_http_durable(ss->http, pos, err);
 }
 
 static void
@@ -76,9 +78,13 @@ sb_serve_store_close(sb_serve_store *ss)
 
     if (ss->store == NULL)
         return;
+    /* Sessions and HTTP are gone: the final commit tells nobody. */
+    ss->sessions = NULL;
+    ss->http = NULL;
     sb_broker_before_sleep(ss->broker);
     sb_io_stop(ss->loop, &ss->io);
     if ((rc = sb_store_close(ss->store)) < 0)
         sb_log(SB_LOG_ERROR, "serve", "the last writes to the store failed: %s", strerror(-rc));
+    sb_broker_attach_store(ss->broker, NULL);
     ss->store = NULL;
 }

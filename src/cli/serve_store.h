@@ -4,6 +4,7 @@
 #define SB_SERVE_STORE_H
 
 #include "../broker/broker.h"
+#include "../http/http.h"
 #include "../net/net.h"
 #include "../session/session.h"
 #include "../store/store.h"
@@ -11,7 +12,8 @@
 typedef struct sb_serve_store {
     sb_loop *loop;
     sb_broker *broker;
-    sb_sessions *sessions;
+    sb_sessions *sessions;  /* told when confirms may go out; NULL once closing */
+    sb_http *http;          /* likewise for REST publishes; NULL until started */
     sb_store *store;
     sb_io io;               /* the store's commit-done eventfd */
 } sb_serve_store;

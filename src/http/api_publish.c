@@ -289,6 +289,8 @@ publish(sb_http_req *r, sb_vhost *v, sb_str exchange, const publish_req *p,
     else if (res.rejected)
         sb_http__reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
                              "rejected Unable to publish message. Check queue limits.");
+    else if (res.durable_pos > 0)
+        sb_http__wait_durable(r, res.durable_pos, res.routed);  /* answered once on disk */
     else
         sb_http__reply_json(r, MHD_HTTP_OK, json_pack("{s:b}", "routed", res.routed));
 }

@@ -240,6 +240,7 @@ sb_http_start(sb_loop *loop, sb_broker *broker, const sb_http_opts *o, sb_http *
     snprintf(h->pass, sizeof h->pass, "%s", o->default_pass ? o->default_pass : "");
     sb_list_init(&h->conns);
     sb_list_init(&h->suspended);
+    sb_list_init(&h->durable_waits);
     sb_timer_init(&h->run_timer, on_run_timer, h);
     sb_timer_init(&h->sweep_timer, on_sweep, h);
     h->is_starting = true;

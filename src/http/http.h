@@ -64,5 +64,8 @@ const char *sb_http_describe(const sb_http *h);
  * still waiting for its answer gets none) and frees h. Not from inside an
  * HTTP handler. NULL is a no-op. */
 void sb_http_stop(sb_http *h);
+/* The store made everything up to pos durable (err 0) or failed to
+ * (err < 0): answers the REST publishes waiting for it. NULL is a no-op. */
+void sb_http_durable(sb_http *h, uint64_t pos, int err);
 
 #endif /* SB_HTTP_H */

@@ -31,6 +31,7 @@
 
 typedef struct sb_http_req sb_http_req;
 typedef struct sb_http_call sb_http_call;
+typedef struct sb_http_wait sb_http_wait;
 
 /* Method bits, so one route row can accept several. */
 enum {
@@ -76,6 +77,7 @@ struct sb_http {
     sb_timer sweep_timer;      /* header/body deadlines, once a second while needed */
     sb_list conns;             /* sb_http_conn, every open connection */
     sb_list suspended;         /* sb_http_req waiting for a late reply */
+    sb_list durable_waits;     /* sb_http_wait: publishes waiting for the disk */
     sb_map rpcs;               /* vhost name -> sb_http_rpc (api_rpc.c), made on first call */
     char describe[256];
 };
@@ -115,6 +117,7 @@ struct sb_http_req {
     unsigned status;
     char user[64];             /* authenticated user */
     sb_http_call *call;        /* the RPC this request waits on (api_rpc.c), or NULL */
+    sb_http_wait *wait;        /* its publish waiting for the disk, or NULL */
 };
 
 /* ---- router.c ---- */
@@ -158,6 +161,13 @@ void sb_http__reply_error(sb_http_req *r, unsigned status, const char *error, co
 /* ---- http.c ---- */
 /* Runs MHD on every daemon soon (after a resume, from outside MHD_run). */
 void sb_http__kick(sb_http *h);
+
+/* ---- durable_wait.c ---- */
+/* Leaves r unanswered until the store reports pos durable; then answers
+ * {"routed": routed}. */
+void sb_http__wait_durable(sb_http_req *r, uint64_t pos, bool routed);
+/* r is going away unanswered (the client left). */
+void sb_http__wait_abandon(sb_http_req *r);
 
 /* ---- api_publish.c: messages built from HTTP requests ---- */
 /* Fills *out from RabbitMQ management's "properties" object (NULL: none).

@@ -371,6 +371,7 @@ sb_http__completed(void *cls, struct MHD_Connection *c, void **con_cls,
     }
     if (r->call != NULL)
         sb_http__call_abandon(r);
+    sb_http__wait_abandon(r);
     sb_list_remove(&r->node);
     if (r->resp)
         MHD_destroy_response(r->resp);

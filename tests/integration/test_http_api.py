@@ -425,3 +425,39 @@ def test_publish_with_foreign_user_id_is_400(http):
     status, _, body = publish(http, "amq.default", "k", "x", {"user_id": "mallory"})
     assert status == 400
     assert "user_id property set to 'mallory'" in body["reason"]
+
+
+@pytest.mark.switchboard_only
+def test_rest_publish_of_a_persistent_message_answers_once_it_is_on_disk():
+    """The answer comes after the fsync: a kill -9 right after it loses nothing."""
+    import os
+    import signal
+    import tempfile
+    import pika
+    import brokers
+    from test_http import http as http_fixture
+
+    data = tempfile.mkdtemp(prefix="sb-rest-durable-")
+    b = brokers.start_switchboard(data_dir=data)
+    name = unique("q")
+    try:
+        hp = http_fixture.__wrapped__(b)
+        c = pika.BlockingConnection(pika.URLParameters(b.amqp_url))
+        c.channel().queue_declare(name, durable=True)
+        c.close()
+        for i in range(20):
+            st, _, body = publish(hp, "amq.default", name, f"m{i}", props={"delivery_mode": 2})
+            assert (st, body) == (200, {"routed": True})
+        os.kill(b.proc.pid, signal.SIGKILL)
+        b.proc.wait(5)
+        b2 = brokers.start_switchboard(data_dir=data, amqp_port=b.port)
+        try:
+            c = pika.BlockingConnection(pika.URLParameters(b2.amqp_url))
+            ch = c.channel()
+            got = [ch.basic_get(name, auto_ack=True)[2] for _ in range(20)]
+            assert got == [f"m{i}".encode() for i in range(20)]
+            c.close()
+        finally:
+            b2.stop()
+    finally:
+        b.stop()
