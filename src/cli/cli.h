@@ -10,6 +10,8 @@ int sb_cli_consume(int argc, char **argv);
 int sb_cli_bench(int argc, char **argv);
 int sb_cli_call(int argc, char **argv);
 int sb_cli_respond(int argc, char **argv);
+int sb_cli_dlq(int argc, char **argv);
+int sb_cli_definitions(int argc, char **argv);
 
 /* Shared by the client subcommands (cli_common.c): parses an AMQP URL
  * (amqp://user:pass@host:port/vhost, default amqp://guest:guest@localhost:5672/),

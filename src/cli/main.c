@@ -15,6 +15,8 @@ static const struct {
     { "bench", sb_cli_bench, "measure throughput and latency against a broker" },
     { "call", sb_cli_call, "send a request to a queue and print the reply" },
     { "respond", sb_cli_respond, "serve a queue's requests by running a command" },
+    { "dlq", sb_cli_dlq, "list, show and replay dead letters" },
+    { "definitions", sb_cli_definitions, "export or import exchanges, queues and bindings" },
 };
 
 static void

@@ -202,6 +202,10 @@ void sb_http__api_exchange_delete(sb_http_req *r);
 void sb_http__api_bindings(sb_http_req *r);
 void sb_http__api_publish(sb_http_req *r);
 void sb_http__api_rpc(sb_http_req *r);
+void sb_http__api_definitions(sb_http_req *r);
+void sb_http__api_definitions_import(sb_http_req *r);
+void sb_http__api_dlq(sb_http_req *r);
+void sb_http__api_dlq_replay(sb_http_req *r);
 
 /* ---- api_common.c: helpers the management handlers share ---- */
 /* The vhost named by r->params[0], or NULL after answering 404. */

@@ -37,6 +37,10 @@ static const sb_http_route routes[] = {
     { SB_HTTP_POST, "/api/exchanges/{vhost}/{name}/publish", sb_http__api_publish, false, true },
     { SB_HTTP_GET, "/api/bindings", sb_http__api_bindings, false, false },
     { SB_HTTP_GET, "/api/bindings/{vhost}", sb_http__api_bindings, false, false },
+    { SB_HTTP_GET, "/api/definitions", sb_http__api_definitions, false, false },
+    { SB_HTTP_POST, "/api/definitions", sb_http__api_definitions_import, false, true },
+    { SB_HTTP_GET, "/api/dlq/{vhost}/{queue}", sb_http__api_dlq, false, false },
+    { SB_HTTP_POST, "/api/dlq/{vhost}/{queue}/replay", sb_http__api_dlq_replay, false, false },
     /* Switchboard's REST-to-RPC bridge (issue 4): the body is the request. */
     { SB_HTTP_POST, "/api/rpc/{vhost}/{queue}", sb_http__api_rpc, false, false },
     /* RabbitMQ's health checks that hold while the broker runs and has no
