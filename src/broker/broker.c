@@ -67,6 +67,8 @@ sb_broker_new(const sb_broker_limits *lim)
     sb_broker *b = sb_calloc(1, sizeof *b);
 
     b->lim = *lim;
+    b->memory_window = lim->queue_memory_window ? lim->queue_memory_window : 20000;
+    sb_list_init(&b->spilling);
     vhost_new(b, "/");
     return b;
 }

@@ -37,6 +37,7 @@ typedef struct sb_delivery sb_delivery;
 /* ---- limits and settings the broker needs (filled from the config) ---- */
 typedef struct sb_broker_limits {
     uint64_t max_message_bytes;   /* largest body accepted */
+    uint32_t queue_memory_window; /* ready messages a durable queue keeps in RAM (0: 20000) */
 } sb_broker_limits;
 
 /* ---- the root ---- */
@@ -63,6 +64,9 @@ void sb_broker_recover_message(void *arg, const sb_store_msg *m);
 /* Starts logging into st (borrowed until sb_broker_free, or until
  * attaching NULL, which stops logging). */
 void sb_broker_attach_store(sb_broker *b, sb_store *st);
+/* The store reports pos durable: queues past their memory window move
+ * what is now on disk out of RAM. */
+void sb_broker_durable(sb_broker *b, uint64_t pos);
 /* Saves changed definitions and starts a group commit: call before the
  * loop sleeps, before connections are flushed. */
 void sb_broker_before_sleep(sb_broker *b);

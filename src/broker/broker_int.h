@@ -17,6 +17,8 @@ struct sb_broker {
     char *data_dir;         /* where definitions are saved; NULL with no store */
     bool defs_dirty;        /* durable definitions changed since saved */
     bool store_dirty;       /* records appended since the last commit */
+    uint32_t memory_window; /* ready messages a durable queue keeps in RAM */
+    sb_list spilling;       /* queues with a spill marker (queue_spill.c) */
     uint32_t connections;   /* AMQP connections, as the session reports them */
     uint32_t channels;      /* live sb_bchan */
     uint32_t next_queue_id; /* for durable queues' log records */
@@ -125,6 +127,16 @@ typedef struct sb_queue_cfg {
     uint64_t *retry_delays; /* each delay in ms (owned) */
 } sb_queue_cfg;
 
+/* A ready message whose body is only on disk (queue_spill.c): where its
+ * log record is, and its body length (top bit: it had been delivered). */
+typedef struct sb_spilled {
+    uint32_t segment;
+    uint32_t offset;
+    uint32_t len_flags;
+} sb_spilled;
+#define SB_SPILL_DELIVERED 0x80000000u
+#define SB_SPILL_LEN(f) ((f) & ~SB_SPILL_DELIVERED)
+
 /* Why a message is dead-lettered (x-death "reason"). */
 typedef enum sb_death {
     SB_DEATH_REJECTED,
@@ -152,6 +164,12 @@ struct sb_queue {
     sb_timer ttl_timer;     /* fires when the head message expires */
     sb_timer expiry_timer;  /* x-expires: fires when the queue may be unused */
     uint64_t last_used;     /* monotonic ms of the last consume/get/declare */
+    uint32_t inmem;         /* real entries in ready (ready_count counts spilled too) */
+    sb_qentry *marker;      /* where the spilled messages sit in ready, or NULL */
+    sb_buf spill;           /* sb_spilled FIFO, oldest first */
+    size_t spill_head;      /* bytes of spill already paged back in */
+    uint64_t spill_seq;     /* enqueue order (seq) of the next spilled message */
+    sb_list spill_link;     /* in broker->spilling while it has a marker */
     sb_list delayed;        /* messages waiting for a retry (delay.c) */
     sb_list ready;          /* sb_qentry, in delivery order */
     uint32_t ready_count;
@@ -250,6 +268,10 @@ sb_queue *sb_broker__queue_find(sb_vhost *v, sb_str name);
 bool sb_broker__queue_enqueue(sb_queue *q, sb_msg *m);
 /* Removes the ready head (for dispatch, get, expiry and drop-head). */
 sb_qentry *sb_broker__queue_pop(sb_queue *q);
+/* Paging in: puts a message read back from the log in front of the spill
+ * marker (already counted in ready_count). */
+void sb_broker__queue_unspill(sb_queue *q, sb_msg *m, const sb_store_loc *loc, uint64_t msg_id,
+                              bool delivered);
 /* Recovery: puts a logged message back at the tail of q, as it was. */
 void sb_broker__queue_restore(sb_queue *q, sb_msg *m, const sb_store_loc *loc, uint64_t msg_id,
                               bool delivered);
@@ -321,6 +343,21 @@ void sb_broker__store_delivered(sb_queue *q, sb_qentry *e);
 void sb_broker__defs_changed(sb_broker *b);
 /* Gives a new durable queue its id (when the broker persists). */
 void sb_broker__queue_assign_id(sb_queue *q);
+
+/* queue_spill.c: bounded memory for durable queues. Past memory_window
+ * ready messages, persistent messages whose records are durable leave RAM
+ * (12 bytes each stay) and are read back from the log when the head of the
+ * queue reaches them. */
+/* The first ready entry, paged in from disk if need be; NULL if none. */
+sb_qentry *sb_broker__queue_head(sb_queue *q);
+/* Moves what it can of q's tail to disk. */
+void sb_broker__queue_spill(sb_queue *q);
+/* Removes every spilled message of q (purge, delete); returns how many. */
+uint32_t sb_broker__spill_drop_all(sb_queue *q);
+/* Recovery: keeps record r of q on disk only when q is past its window. */
+bool sb_broker__queue_restore_spilled(sb_queue *q, const sb_store_msg *r);
+/* A store record back into a message (durable_load.c). New reference. */
+sb_msg *sb_broker__msg_from_record(const sb_store_msg *r);
 
 /* deadletter.c */
 /* A copy of m with properties p (re-encoded), exchange and routing key:

@@ -190,8 +190,8 @@ decode_header(sb_str h, sb_str *x, sb_str *rk, sb_str *props)
     return true;
 }
 
-static sb_msg *
-message_from(const sb_store_msg *r)
+sb_msg *
+sb_broker__msg_from_record(const sb_store_msg *r)
 {
     sb_arena a = SB_ARENA_INIT;
     sb_amqp_props p = { 0 };
@@ -219,10 +219,13 @@ sb_broker_recover_message(void *arg, const sb_store_msg *r)
     sb_broker *b = arg;
     uint32_t key = r->queue_id;
     sb_queue *q = sb_map_get(&b->recovering, sb_str_make(&key, sizeof key));
-    sb_msg *m = q ? message_from(r) : NULL;
+    sb_msg *m;
 
     if (r->msg_id > b->next_msg_id)
         b->next_msg_id = r->msg_id;
+    if (q != NULL && sb_broker__queue_restore_spilled(q, r))
+        return;  /* past the queue's memory window: stays on disk */
+    m = q ? sb_broker__msg_from_record(r) : NULL;
     if (m == NULL) {
         /* Its queue is gone (or the record is unreadable): drop it from
          * the log once the store is attached. */

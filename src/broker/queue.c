@@ -99,6 +99,7 @@ queue_new(sb_vhost *v, sb_str name, const sb_queue_decl *d)
     sb_list_init(&q->consumers);
     sb_list_init(&q->bindings_in);
     sb_list_init(&q->delayed);
+    sb_list_init(&q->spill_link);
     sb_map_put(&v->queues, name, q, NULL);
     sb_broker__queue_timers_init(q);
     if (q->durable && !q->exclusive)
@@ -183,10 +184,12 @@ drop_ready(sb_queue *q)
     uint32_t n = q->ready_count;
     sb_list *it, *tmp;
 
+    sb_broker__spill_drop_all(q);
     sb_list_foreach_safe(it, tmp, &q->ready) {
         sb_list_remove(it);
         sb_broker__qentry_free(q, SB_CONTAINER_OF(it, sb_qentry, link));
     }
+    q->inmem = 0;
     q->ready_count = 0;
     q->ready_bytes = 0;
     return n;
@@ -317,6 +320,7 @@ static void
 ready_link(sb_queue *q, sb_qentry *e, sb_list *before)
 {
     sb_list_insert_before(before, &e->link);
+    q->inmem++;
     q->ready_count++;
     q->ready_bytes += e->msg->body_len;
 }
@@ -324,12 +328,12 @@ ready_link(sb_queue *q, sb_qentry *e, sb_list *before)
 sb_qentry *
 sb_broker__queue_pop(sb_queue *q)
 {
-    sb_qentry *e;
+    sb_qentry *e = sb_broker__queue_head(q);
 
-    if (q->ready_count == 0)
+    if (e == NULL)
         return NULL;
-    e = SB_CONTAINER_OF(q->ready.next, sb_qentry, link);
     sb_list_remove(&e->link);
+    q->inmem--;
     q->ready_count--;
     q->ready_bytes -= e->msg->body_len;
     return e;
@@ -379,7 +383,25 @@ sb_broker__queue_enqueue(sb_queue *q, sb_msg *m)
         sb_broker__queue_dispatch(q);
     if (q->ready_count > 0 && e->expires_at != 0)
         sb_broker__queue_expire_head(q);
+    if (q->inmem > q->vhost->broker->memory_window && q->marker == NULL)
+        sb_broker__queue_spill(q);
     return true;
+}
+
+void
+sb_broker__queue_unspill(sb_queue *q, sb_msg *m, const sb_store_loc *loc, uint64_t msg_id,
+                         bool delivered)
+{
+    sb_qentry *e = qentry_new(q, m);
+
+    q->next_seq--;               /* qentry_new took one: this one is older */
+    e->seq = q->spill_seq++;
+    e->stored = true;
+    e->loc = *loc;
+    e->msg_id = msg_id;
+    e->redelivered = e->marked = delivered;
+    sb_list_insert_before(&q->marker->link, &e->link);
+    q->inmem++;                  /* ready_count and ready_bytes counted it already */
 }
 
 void

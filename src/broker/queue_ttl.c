@@ -47,15 +47,17 @@ sb_broker__queue_expire_head(sb_queue *q)
     uint64_t now = sb_broker__now(b);
     sb_qentry *head;
 
-    while (q->ready_count > 0) {
-        head = SB_CONTAINER_OF(q->ready.next, sb_qentry, link);
+    /* Spilled messages never expire (only messages without a TTL spill),
+     * so the head is never paged in just to look at it. */
+    while (q->inmem > 0 && (head = SB_CONTAINER_OF(q->ready.next, sb_qentry, link)) != q->marker) {
         if (head->expires_at == 0 || head->expires_at > now)
             break;
         sb_broker__deadletter(q, sb_broker__queue_pop(q), SB_DEATH_EXPIRED);
     }
     if (b->loop == NULL)
         return;
-    if (q->ready_count == 0 || (head = SB_CONTAINER_OF(q->ready.next, sb_qentry, link))->expires_at == 0) {
+    if (q->inmem == 0 || (head = SB_CONTAINER_OF(q->ready.next, sb_qentry, link)) == q->marker ||
+        head->expires_at == 0) {
         sb_timer_stop(b->loop, &q->ttl_timer);
         return;
     }

@@ -222,6 +222,7 @@ sb_cli_serve(int argc, char **argv)
         return 1;
     }
     lim.max_message_bytes = c.max_message_bytes;
+    lim.queue_memory_window = c.queue_memory_window;
     broker = sb_broker_new(&lim);
     sb_broker_set_loop(broker, ctx.loop);
     session_opts(&c, &so);

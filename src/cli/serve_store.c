@@ -14,6 +14,8 @@ on_durable(void *arg, uint64_t pos, int err)
 {
     sb_serve_store *ss = arg;
 
+    if (err == 0)
+        sb_broker_durable(ss->broker, pos);
     if (ss->sessions != NULL)
         sb_sessions_durable(ss->sessions, pos, err);
     sb_http_durable(ss->http, pos, err);

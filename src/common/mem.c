@@ -29,10 +29,28 @@ sb_mem_total(void)
     return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
 }
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SB_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define SB_ASAN 1
+#endif
+
+#ifdef SB_ASAN
+#include <sanitizer/allocator_interface.h>
+#endif
+
 uint64_t
 sb_mem_used(void)
 {
+#ifdef SB_ASAN
+    /* ASan replaces malloc, so mallinfo2 knows nothing; ask ASan's allocator. */
+    return (uint64_t)__sanitizer_get_current_allocated_bytes();
+#else
     struct mallinfo2 mi = mallinfo2();
 
     return (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
+#endif
 }

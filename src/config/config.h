@@ -18,6 +18,7 @@ typedef struct sb_config {
     uint32_t heartbeat;
     uint32_t max_connections;
     uint64_t max_message_bytes;
+    uint32_t queue_memory_window;
     uint32_t handshake_timeout_ms;
     char default_user[64];
     char default_pass[64];

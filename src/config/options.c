@@ -32,6 +32,10 @@ const sb_option sb_options[] = {
         "Most simultaneous AMQP connections; further ones are refused (0: no limit)."),
     U64("max_message_bytes", "--max-message-bytes", max_message_bytes, 0, 536870912,
         "134217728", "Largest message body accepted, in bytes (RabbitMQ's default is 128 MiB)."),
+    U32("queue.memory_window", "--queue-memory-window", queue_memory_window, 100, 100000000,
+        "20000",
+        "Ready messages a durable queue keeps in RAM; persistent messages past it wait on "
+        "disk only and are read back when consumers reach them."),
     U32("amqp.handshake_timeout_ms", NULL, handshake_timeout_ms, 100, 600000, "10000",
         "Time a new connection has to finish the AMQP handshake, in milliseconds."),
     STR("default_user", NULL, default_user, "guest", "The user created at start-up."),

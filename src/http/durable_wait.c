@@ -47,14 +47,15 @@ sb_http_durable(sb_http *h, uint64_t pos, int err)
     sb_list_foreach_safe(it, tmp, &h->durable_waits) {
         sb_http_wait *w = SB_CONTAINER_OF(it, sb_http_wait, node);
         sb_http_req *r = w->r;
+        bool routed = w->routed;
         if (w->pos > pos)
             break;
-        sb_http__wait_abandon(r);
+        sb_http__wait_abandon(r);  /* frees w */
         if (err < 0)
             sb_http__reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal_error",
                                  "the message could not be written to disk: %s",
                                  strerror(-err));
         else
-            sb_http__reply_json(r, MHD_HTTP_OK, json_pack("{s:b}", "routed", w->routed));
+            sb_http__reply_json(r, MHD_HTTP_OK, json_pack("{s:b}", "routed", routed));
     }
 }
