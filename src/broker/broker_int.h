@@ -266,6 +266,12 @@ sb_queue *sb_broker__queue_find(sb_vhost *v, sb_str name);
 /* Adds m to q, applying length limits. Returns false when the queue
  * refused it (x-overflow reject-publish*), for a publisher nack. */
 bool sb_broker__queue_enqueue(sb_queue *q, sb_msg *m);
+/* A new entry of q for m, logged when m is persistent and q durable (not
+ * yet in the ready list: sb_broker__queue_link_entry puts it there).
+ * NULL when it could not be logged. */
+sb_qentry *sb_broker__queue_entry_new(sb_queue *q, sb_msg *m);
+/* Puts e at the tail of q's ready list, applying limits; may deliver. */
+void sb_broker__queue_link_entry(sb_queue *q, sb_qentry *e);
 /* Removes the ready head (for dispatch, get, expiry and drop-head). */
 sb_qentry *sb_broker__queue_pop(sb_queue *q);
 /* Paging in: puts a message read back from the log in front of the spill
@@ -307,7 +313,9 @@ void sb_broker__queue_timers_stop(sb_queue *q);
 /* delay.c: messages held for a time, then routed or enqueued. Each
  * returns false (and holds nothing) when the broker has no loop. */
 bool sb_broker__delay_route(sb_exchange *x, sb_msg *m, uint64_t ms);
-bool sb_broker__delay_enqueue(sb_queue *q, sb_msg *m, uint64_t ms);
+/* Holds entry e of q (already logged if persistent, so a restart brings
+ * it back at once rather than losing it) and links it in when due. */
+bool sb_broker__delay_entry(sb_queue *q, sb_qentry *e, uint64_t ms);
 void sb_broker__delay_drop_all(sb_broker *b, sb_list *list);
 
 /* retry.c: x-retry-delays and x-delivery-limit */

@@ -11,9 +11,10 @@
 typedef struct sb_delayed {
     sb_timer timer;
     sb_list link;           /* in the target's delayed list */
-    sb_msg *msg;            /* one reference */
+    sb_msg *msg;            /* one reference (exchange holds), or */
+    sb_qentry *entry;       /* the entry to link in (queue holds) */
     sb_exchange *exchange;  /* route from here when due, or */
-    sb_queue *queue;        /* enqueue here when due */
+    sb_queue *queue;        /* link the entry in here when due */
 } sb_delayed;
 
 static void
@@ -22,6 +23,8 @@ delayed_free(sb_broker *b, sb_delayed *d)
     sb_timer_stop(b->loop, &d->timer);
     sb_list_remove(&d->link);
     sb_msg_unref(d->msg);
+    if (d->entry != NULL)
+        sb_broker__qentry_free(d->queue, d->entry);  /* the queue is going: so is its record */
     sb_free(d);
 }
 
@@ -34,7 +37,8 @@ delayed_fired(sb_loop *l, sb_timer *t)
 
     if (d->queue != NULL) {
         b = d->queue->vhost->broker;
-        sb_broker__queue_enqueue(d->queue, d->msg);
+        sb_broker__queue_link_entry(d->queue, d->entry);
+        d->entry = NULL;
     } else {
         sb_exchange *x = d->exchange;
         sb_msg_headers hd;
@@ -50,11 +54,13 @@ delayed_fired(sb_loop *l, sb_timer *t)
 }
 
 static void
-hold(sb_broker *b, sb_list *list, sb_msg *m, uint64_t ms, sb_exchange *x, sb_queue *q)
+hold(sb_broker *b, sb_list *list, sb_msg *m, sb_qentry *e, uint64_t ms, sb_exchange *x,
+     sb_queue *q)
 {
     sb_delayed *d = sb_calloc(1, sizeof *d);
 
-    d->msg = sb_msg_ref(m);
+    d->msg = m ? sb_msg_ref(m) : NULL;
+    d->entry = e;
     d->exchange = x;
     d->queue = q;
     sb_list_push_back(list, &d->link);
@@ -69,18 +75,18 @@ sb_broker__delay_route(sb_exchange *x, sb_msg *m, uint64_t ms)
 
     if (b->loop == NULL)
         return false;
-    hold(b, &x->delayed_msgs, m, ms, x, NULL);
+    hold(b, &x->delayed_msgs, m, NULL, ms, x, NULL);
     return true;
 }
 
 bool
-sb_broker__delay_enqueue(sb_queue *q, sb_msg *m, uint64_t ms)
+sb_broker__delay_entry(sb_queue *q, sb_qentry *e, uint64_t ms)
 {
     sb_broker *b = q->vhost->broker;
 
     if (b->loop == NULL)
         return false;
-    hold(b, &q->delayed, m, ms, NULL, q);
+    hold(b, &q->delayed, NULL, e, ms, NULL, q);
     return true;
 }
 

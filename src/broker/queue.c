@@ -353,25 +353,26 @@ qentry_new(sb_queue *q, sb_msg *m)
     return e;
 }
 
-bool
-sb_broker__queue_enqueue(sb_queue *q, sb_msg *m)
+sb_qentry *
+sb_broker__queue_entry_new(sb_queue *q, sb_msg *m)
 {
-    sb_list *at = &q->ready;
-    sb_qentry *e;
+    sb_qentry *e = qentry_new(q, m);
 
-    if (q->cfg.overflow != SB_OVERFLOW_DROP_HEAD && over_limit(q, 1, m->body_len)) {
-        if (q->cfg.overflow == SB_OVERFLOW_REJECT_PUBLISH_DLX)
-            sb_broker__deadletter(q, qentry_new(q, m), SB_DEATH_MAXLEN);
-        return false;
-    }
-    e = qentry_new(q, m);
     if (q->cfg.delivery_limit >= 0)
         sb_broker__count_delivery_start(e);
     if (sb_broker__queue_persists(q) && m->delivery_mode == 2 &&
         sb_broker__store_append(q, e) < 0) {
         sb_broker__qentry_free(q, e);  /* not logged, so refused (nack) */
-        return false;
+        return NULL;
     }
+    return e;
+}
+
+void
+sb_broker__queue_link_entry(sb_queue *q, sb_qentry *e)
+{
+    sb_list *at = &q->ready;
+
     /* Priority order, FIFO within a priority: walk back past lower ones. */
     while (q->cfg.max_priority && at->prev != &q->ready &&
            SB_CONTAINER_OF(at->prev, sb_qentry, link)->prio < e->prio)
@@ -385,6 +386,21 @@ sb_broker__queue_enqueue(sb_queue *q, sb_msg *m)
         sb_broker__queue_expire_head(q);
     if (q->inmem > q->vhost->broker->memory_window && q->marker == NULL)
         sb_broker__queue_spill(q);
+}
+
+bool
+sb_broker__queue_enqueue(sb_queue *q, sb_msg *m)
+{
+    sb_qentry *e;
+
+    if (q->cfg.overflow != SB_OVERFLOW_DROP_HEAD && over_limit(q, 1, m->body_len)) {
+        if (q->cfg.overflow == SB_OVERFLOW_REJECT_PUBLISH_DLX)
+            sb_broker__deadletter(q, qentry_new(q, m), SB_DEATH_MAXLEN);
+        return false;
+    }
+    if ((e = sb_broker__queue_entry_new(q, m)) == NULL)
+        return false;
+    sb_broker__queue_link_entry(q, e);
     return true;
 }
 

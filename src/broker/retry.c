@@ -82,15 +82,21 @@ restamp(sb_qentry *e, const char *key, int64_t v)
     return true;
 }
 
+/* The retry is logged as a new record before the old one is removed, so a
+ * persistent message waiting for its retry survives a restart (it is back
+ * in its queue at once, its delay forgotten). */
 bool
 sb_broker__retry(sb_queue *q, sb_qentry *e)
 {
     int64_t r = int_header(e->msg, "x-retry-count");
+    sb_qentry *next;
 
     if (q->cfg.nretry == 0 || r >= q->cfg.nretry || !restamp(e, "x-retry-count", r + 1))
         return false;
-    if (!sb_broker__delay_enqueue(q, e->msg, q->cfg.retry_delays[r]))
-        sb_broker__queue_enqueue(q, e->msg);
+    if ((next = sb_broker__queue_entry_new(q, e->msg)) == NULL)
+        return false;  /* could not log it: dead-letter instead of losing it */
+    if (!sb_broker__delay_entry(q, next, q->cfg.retry_delays[r]))
+        sb_broker__queue_link_entry(q, next);
     sb_broker__qentry_free(q, e);
     return true;
 }

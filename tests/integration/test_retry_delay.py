@@ -153,3 +153,40 @@ def test_redeclaring_a_delayed_exchange_with_its_type_is_equivalent(ch):
     with pytest.raises(ChannelClosedByBroker) as ei:
         ch.exchange_declare(x, "fanout")
     assert closed(ei)[0] == 406
+
+
+@pytest.mark.switchboard_only
+def test_a_persistent_message_waiting_for_its_retry_survives_kill_9():
+    import os
+    import signal
+    import tempfile
+    import brokers
+
+    data = tempfile.mkdtemp(prefix="sb-retry-")
+    b = brokers.start_switchboard(data_dir=data)
+    q = unique("q")
+    try:
+        c = pika.BlockingConnection(pika.URLParameters(b.amqp_url))
+        ch = c.channel()
+        ch.queue_declare(q, durable=True, arguments={"x-retry-delays": [60000]})
+        ch.confirm_delivery()
+        ch.basic_publish("", q, b"keep me", pika.BasicProperties(delivery_mode=2))
+        m = get_one(ch, q, auto_ack=False)[0]
+        ch.basic_reject(m.delivery_tag, requeue=False)       # now waiting 60 s
+        ch.queue_declare(q, passive=True)                     # the reject was processed
+        assert ch.basic_get(q)[0] is None
+        time.sleep(0.2)                                       # group commit of the retry
+        os.kill(b.proc.pid, signal.SIGKILL)
+        b.proc.wait(5)
+    finally:
+        b.stop()
+    b = brokers.start_switchboard(data_dir=data)
+    try:
+        c = pika.BlockingConnection(pika.URLParameters(b.amqp_url))
+        ch = c.channel()
+        _, p, body = get_one(ch, q)
+        assert body == b"keep me"
+        assert p.headers["x-retry-count"] == 1
+        c.close()
+    finally:
+        b.stop()
