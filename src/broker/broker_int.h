@@ -88,6 +88,7 @@ struct sb_exchange {
     sb_list bindings_out;
     sb_list bindings_in;    /* exchange-to-exchange bindings to us */
     bool delayed;           /* x-delayed-message; type is its x-delayed-type */
+    uint32_t id;            /* log id of a durable delayed exchange's held messages, or 0 */
     sb_list delayed_msgs;   /* held by x-delay (delay.c) */
 };
 
@@ -343,6 +344,13 @@ sb_broker__queue_persists(const sb_queue *q)
 }
 /* Logs e (a persistent message entering q). Returns 0 or -errno. */
 int sb_broker__store_append(sb_queue *q, sb_qentry *e);
+/* A delayed exchange's held message, logged with when it is due. */
+int sb_broker__store_append_delayed(sb_exchange *x, sb_qentry *e, uint64_t due_wall_ms);
+void sb_broker__store_remove_delayed(sb_exchange *x, sb_qentry *e);
+void sb_broker__exchange_assign_id(sb_exchange *x);
+/* Recovery: x holds the logged message m again until due_wall_ms. */
+void sb_broker__delay_restore(sb_exchange *x, sb_msg *m, const sb_store_msg *r,
+                              uint64_t due_wall_ms);
 /* The message of e left q for good: its record is removed. */
 void sb_broker__store_remove(sb_queue *q, sb_qentry *e);
 /* e was handed to a client: recovery will mark it redelivered. */

@@ -7,24 +7,31 @@
 #include "broker_int.h"
 
 #include "../common/alloc.h"
+#include "../common/clock.h"
 
+/* A held message: an entry (message, and its log record when it has
+ * one) that a queue links in, or an exchange routes, when due. */
 typedef struct sb_delayed {
     sb_timer timer;
     sb_list link;           /* in the target's delayed list */
-    sb_msg *msg;            /* one reference (exchange holds), or */
-    sb_qentry *entry;       /* the entry to link in (queue holds) */
+    sb_qentry *entry;
     sb_exchange *exchange;  /* route from here when due, or */
     sb_queue *queue;        /* link the entry in here when due */
 } sb_delayed;
 
+/* Drops d; its entry (and record) with it unless the entry was used. */
 static void
 delayed_free(sb_broker *b, sb_delayed *d)
 {
     sb_timer_stop(b->loop, &d->timer);
     sb_list_remove(&d->link);
-    sb_msg_unref(d->msg);
-    if (d->entry != NULL)
-        sb_broker__qentry_free(d->queue, d->entry);  /* the queue is going: so is its record */
+    if (d->entry != NULL && d->queue != NULL) {
+        sb_broker__qentry_free(d->queue, d->entry);
+    } else if (d->entry != NULL) {
+        sb_broker__store_remove_delayed(d->exchange, d->entry);
+        sb_msg_unref(d->entry->msg);
+        sb_free(d->entry);
+    }
     sb_free(d);
 }
 
@@ -40,13 +47,16 @@ delayed_fired(sb_loop *l, sb_timer *t)
         sb_broker__queue_link_entry(d->queue, d->entry);
         d->entry = NULL;
     } else {
+        /* Routed into queues (which log it again if they keep it) before
+         * the exchange's own record goes, in delayed_free. */
         sb_exchange *x = d->exchange;
+        sb_msg *m = d->entry->msg;
         sb_msg_headers hd;
         b = x->vhost->broker;
-        sb_broker__msg_headers(d->msg, &hd);
-        sb_broker__route(x->vhost, x, sb_msg_rk(d->msg), hd.headers, &out);
+        sb_broker__msg_headers(m, &hd);
+        sb_broker__route(x->vhost, x, sb_msg_rk(m), hd.headers, &out);
         for (size_t i = 0; i < out.n; i++)
-            sb_broker__queue_enqueue(out.v[i], d->msg);
+            sb_broker__queue_enqueue(out.v[i], m);
         sb_broker__msg_headers_free(&hd);
         sb_dest_vec_free(&out);
     }
@@ -54,12 +64,10 @@ delayed_fired(sb_loop *l, sb_timer *t)
 }
 
 static void
-hold(sb_broker *b, sb_list *list, sb_msg *m, sb_qentry *e, uint64_t ms, sb_exchange *x,
-     sb_queue *q)
+hold(sb_broker *b, sb_list *list, sb_qentry *e, uint64_t ms, sb_exchange *x, sb_queue *q)
 {
     sb_delayed *d = sb_calloc(1, sizeof *d);
 
-    d->msg = m ? sb_msg_ref(m) : NULL;
     d->entry = e;
     d->exchange = x;
     d->queue = q;
@@ -68,15 +76,42 @@ hold(sb_broker *b, sb_list *list, sb_msg *m, sb_qentry *e, uint64_t ms, sb_excha
     sb_timer_start(b->loop, &d->timer, ms);
 }
 
+/* A persistent message a durable delayed exchange holds is logged with
+ * its due time, so it survives a restart and its publisher's confirm
+ * waits for that record. */
 bool
 sb_broker__delay_route(sb_exchange *x, sb_msg *m, uint64_t ms)
 {
     sb_broker *b = x->vhost->broker;
+    sb_qentry *e;
 
     if (b->loop == NULL)
         return false;
-    hold(b, &x->delayed_msgs, m, NULL, ms, x, NULL);
+    e = sb_calloc(1, sizeof *e);
+    e->msg = sb_msg_ref(m);
+    if (x->id != 0 && m->delivery_mode == 2 &&
+        sb_broker__store_append_delayed(x, e, sb_wall_ms() + ms) < 0) {
+        sb_msg_unref(e->msg);
+        sb_free(e);
+        return false;  /* routed at once rather than held unlogged */
+    }
+    hold(b, &x->delayed_msgs, e, ms, x, NULL);
     return true;
+}
+
+void
+sb_broker__delay_restore(sb_exchange *x, sb_msg *m, const sb_store_msg *r, uint64_t due_wall_ms)
+{
+    sb_broker *b = x->vhost->broker;
+    uint64_t now = sb_wall_ms();
+    sb_qentry *e = sb_calloc(1, sizeof *e);
+
+    e->msg = sb_msg_ref(m);
+    e->stored = true;
+    e->loc = r->loc;
+    e->msg_id = r->msg_id;
+    /* With no loop (never in serve) it is due at once. */
+    hold(b, &x->delayed_msgs, e, due_wall_ms > now ? due_wall_ms - now : 0, x, NULL);
 }
 
 bool
@@ -86,7 +121,7 @@ sb_broker__delay_entry(sb_queue *q, sb_qentry *e, uint64_t ms)
 
     if (b->loop == NULL)
         return false;
-    hold(b, &q->delayed, NULL, e, ms, NULL, q);
+    hold(b, &q->delayed, e, ms, NULL, q);
     return true;
 }
 

@@ -31,11 +31,19 @@
 
 /* ---- message records ---- */
 
+/* Version 1: a queue's message. Version 2: a message a delayed exchange
+ * holds, with the wall-clock ms when it is due after the version octet. */
 static void
-encode_header(sb_buf *b, const sb_msg *m)
+encode_header(sb_buf *b, const sb_msg *m, uint64_t due_wall_ms)
 {
     sb_buf_reset(b);
-    sb_buf_put_u8(b, RECORD_VERSION);
+    sb_buf_put_u8(b, due_wall_ms ? 2 : RECORD_VERSION);
+    if (due_wall_ms) {
+        uint8_t le[8];
+        for (int i = 0; i < 8; i++)
+            le[i] = (uint8_t)(due_wall_ms >> (8 * i));
+        sb_buf_append(b, le, sizeof le);
+    }
     sb_buf_put_u8(b, m->exchange_len);
     sb_buf_append_str(b, sb_msg_exchange(m));
     sb_buf_put_u8(b, m->rk_len);
@@ -43,22 +51,22 @@ encode_header(sb_buf *b, const sb_msg *m)
     sb_buf_append_str(b, sb_msg_props(m));
 }
 
-int
-sb_broker__store_append(sb_queue *q, sb_qentry *e)
+/* Logs e for the owner with log id id (a queue, or a delayed exchange). */
+static int
+record_append(sb_broker *b, uint32_t id, const char *owner, sb_qentry *e, uint64_t due_wall_ms)
 {
-    sb_broker *b = q->vhost->broker;
     sb_msg *m = e->msg;
     int rc;
 
     if (b->store == NULL)
         return 0;
-    encode_header(&b->scratch, m);
+    encode_header(&b->scratch, m, due_wall_ms);
     e->msg_id = ++b->next_msg_id;
-    rc = sb_store_append(b->store, q->id, e->msg_id, sb_str_make(b->scratch.data, b->scratch.len),
+    rc = sb_store_append(b->store, id, e->msg_id, sb_str_make(b->scratch.data, b->scratch.len),
                          sb_str_make(m->body, m->body_len), &e->loc);
     if (rc < 0) {
-        sb_log(SB_LOG_WARN, "store", "cannot log a persistent message for queue '%s': %s",
-               q->name, strerror(-rc));
+        sb_log(SB_LOG_WARN, "store", "cannot log a persistent message for '%s': %s", owner,
+               strerror(-rc));
         return rc;
     }
     e->stored = true;
@@ -68,18 +76,53 @@ sb_broker__store_append(sb_queue *q, sb_qentry *e)
     return 0;
 }
 
-void
-sb_broker__store_remove(sb_queue *q, sb_qentry *e)
+static void
+record_remove(sb_vhost *v, uint32_t id, sb_qentry *e)
 {
-    sb_broker *b = q->vhost->broker;
+    sb_broker *b = v->broker;
 
-    if (q->vhost->closing)
+    if (v->closing)
         return;  /* the broker is shutting down, not deleting: keep the record */
     if (b->store != NULL && e->stored) {
-        sb_store_remove(b->store, q->id, e->msg_id, &e->loc);
+        sb_store_remove(b->store, id, e->msg_id, &e->loc);
         b->store_dirty = true;
     }
     e->stored = false;
+}
+
+int
+sb_broker__store_append(sb_queue *q, sb_qentry *e)
+{
+    return record_append(q->vhost->broker, q->id, q->name, e, 0);
+}
+
+void
+sb_broker__store_remove(sb_queue *q, sb_qentry *e)
+{
+    record_remove(q->vhost, q->id, e);
+}
+
+int
+sb_broker__store_append_delayed(sb_exchange *x, sb_qentry *e, uint64_t due_wall_ms)
+{
+    return record_append(x->vhost->broker, x->id, x->name, e, due_wall_ms ? due_wall_ms : 1);
+}
+
+void
+sb_broker__store_remove_delayed(sb_exchange *x, sb_qentry *e)
+{
+    record_remove(x->vhost, x->id, e);
+}
+
+void
+sb_broker__exchange_assign_id(sb_exchange *x)
+{
+    sb_broker *b = x->vhost->broker;
+
+    if (b->data_dir == NULL)
+        return;
+    x->id = ++b->next_queue_id;
+    sb_broker__defs_changed(b);
 }
 
 void
@@ -117,10 +160,14 @@ sb_broker__defs_changed(sb_broker *b)
 static json_t *
 exchange_json(const sb_exchange *x)
 {
-    return json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:o}", "name", x->name, "vhost",
-                     x->vhost->name, "type", sb_broker__exchange_type_name(x), "durable", 1,
-                     "auto_delete", x->auto_delete, "internal", x->internal, "arguments",
-                     sb_json_from_table(&x->args.t));
+    json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:o}", "name", x->name, "vhost",
+                          x->vhost->name, "type", sb_broker__exchange_type_name(x), "durable", 1,
+                          "auto_delete", x->auto_delete, "internal", x->internal, "arguments",
+                          sb_json_from_table(&x->args.t));
+
+    if (x->id != 0)  /* a delayed exchange's held messages are logged under it */
+        json_object_set_new(o, DEFS_ID_KEY, json_integer(x->id));
+    return o;
 }
 
 static json_t *

@@ -52,21 +52,38 @@ jvhost(sb_broker *b, const json_t *o)
 }
 
 static void
+remember_id(sb_broker *b, uint32_t id, void *owner)
+{
+    sb_map_put(&b->recovering, sb_str_make(&id, sizeof id), owner, NULL);
+}
+
+static void
 load_exchange(sb_broker *b, const json_t *o, sb_arena *a)
 {
     sb_exchange_decl d = { .name = jstr(o, "name"), .type = jstr(o, "type"), .durable = true,
                            .auto_delete = jbool(o, "auto_delete"),
                            .internal = jbool(o, "internal") };
+    json_int_t id = json_integer_value(json_object_get(o, DEFS_ID_KEY));
     sb_vhost *v = jvhost(b, o);
     sb_amqp_table args;
+    sb_exchange *x;
     sb_error err;
 
     if (v == NULL || !jargs(o, &args, a, "exchange", d.name))
         return;
     d.args = &args;
-    if (sb_exchange_declare(v, &d, &err) != 0)
+    if (sb_exchange_declare(v, &d, &err) != 0) {
         sb_log(SB_LOG_ERROR, "store", "definitions: exchange '%.*s' not restored: %s",
                SB_STR_ARGS(d.name), err.text);
+        return;
+    }
+    x = sb_broker__exchange_find(v, d.name);
+    if (x->id != 0 && id > 0 && id <= UINT32_MAX) {
+        x->id = (uint32_t)id;  /* the id its held messages' records carry */
+        if (x->id > b->next_queue_id)
+            b->next_queue_id = x->id;
+        remember_id(b, x->id, (void *)((uintptr_t)x | SB_DEST_TAG_EXCHANGE));
+    }
 }
 
 static void
@@ -80,7 +97,6 @@ load_queue(sb_broker *b, const json_t *o, sb_arena *a)
     sb_queue_info info;
     sb_error err;
     sb_queue *q;
-    uint32_t key;
 
     if (v == NULL || !jargs(o, &args, a, "queue", d.name))
         return;
@@ -96,8 +112,7 @@ load_queue(sb_broker *b, const json_t *o, sb_arena *a)
         if (q->id > b->next_queue_id)
             b->next_queue_id = q->id;
     }
-    key = q->id;
-    sb_map_put(&b->recovering, sb_str_make(&key, sizeof key), q, NULL);
+    remember_id(b, q->id, q);
 }
 
 static void
@@ -170,13 +185,22 @@ sb_broker_load_definitions(sb_broker *b, const char *dir)
 
 /* ---- messages ---- */
 
-/* Splits a record header: exchange, routing key, properties. */
+/* Splits a record header: exchange, routing key, properties, and the due
+ * time of a delayed exchange's message (0 in a queue's). */
 static bool
-decode_header(sb_str h, sb_str *x, sb_str *rk, sb_str *props)
+decode_header(sb_str h, sb_str *x, sb_str *rk, sb_str *props, uint64_t *due)
 {
     size_t xl, rl;
 
-    if (h.len < 3 || h.p[0] != 1)
+    *due = 0;
+    if (h.len >= 9 && h.p[0] == 2) {
+        for (int i = 0; i < 8; i++)
+            *due |= (uint64_t)h.p[1 + i] << (8 * i);
+        h = sb_str_make(h.p + 8, h.len - 8);  /* the rest is laid out as version 1 */
+    } else if (h.len < 3 || h.p[0] != 1) {
+        return false;
+    }
+    if (h.len < 3)
         return false;
     xl = h.p[1];
     if (h.len < 3 + xl)
@@ -190,15 +214,16 @@ decode_header(sb_str h, sb_str *x, sb_str *rk, sb_str *props)
     return true;
 }
 
-sb_msg *
-sb_broker__msg_from_record(const sb_store_msg *r)
+/* The message in record r; *due as decode_header. New reference, or NULL. */
+static sb_msg *
+msg_from_record(const sb_store_msg *r, uint64_t *due)
 {
     sb_arena a = SB_ARENA_INIT;
     sb_amqp_props p = { 0 };
     sb_str x, rk, props;
     sb_msg *m;
 
-    if (!decode_header(r->hdr, &x, &rk, &props) ||
+    if (!decode_header(r->hdr, &x, &rk, &props, due) ||
         sb_amqp_props_decode(props.p, props.len, &p, &a) < 0) {
         sb_arena_free(&a);
         return NULL;
@@ -213,19 +238,40 @@ sb_broker__msg_from_record(const sb_store_msg *r)
     return m;
 }
 
+sb_msg *
+sb_broker__msg_from_record(const sb_store_msg *r)
+{
+    uint64_t due;
+
+    return msg_from_record(r, &due);
+}
+
 void
 sb_broker_recover_message(void *arg, const sb_store_msg *r)
 {
     sb_broker *b = arg;
     uint32_t key = r->queue_id;
-    sb_queue *q = sb_map_get(&b->recovering, sb_str_make(&key, sizeof key));
-    sb_msg *m;
+    void *owner = sb_map_get(&b->recovering, sb_str_make(&key, sizeof key));
+    sb_queue *q = ((uintptr_t)owner & SB_DEST_TAG_EXCHANGE) ? NULL : owner;
+    sb_msg *m = NULL;
+    uint64_t due;
 
     if (r->msg_id > b->next_msg_id)
         b->next_msg_id = r->msg_id;
-    if (q != NULL && sb_broker__queue_restore_spilled(q, r))
+    if (owner != NULL && q == NULL) {
+        sb_exchange *x = (sb_exchange *)((uintptr_t)owner & ~SB_DEST_TAG_EXCHANGE);
+        if ((m = msg_from_record(r, &due)) != NULL && due != 0) {
+            sb_broker__delay_restore(x, m, r, due);
+            sb_msg_unref(m);
+            return;
+        }
+        sb_msg_unref(m);
+        m = NULL;
+    } else if (q != NULL && sb_broker__queue_restore_spilled(q, r)) {
         return;  /* past the queue's memory window: stays on disk */
-    m = q ? sb_broker__msg_from_record(r) : NULL;
+    } else if (q != NULL) {
+        m = sb_broker__msg_from_record(r);
+    }
     if (m == NULL) {
         /* Its queue is gone (or the record is unreadable): drop it from
          * the log once the store is attached. */

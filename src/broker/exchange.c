@@ -195,6 +195,8 @@ sb_exchange_declare(sb_vhost *v, const sb_exchange_decl *d, sb_error *err)
     x->delayed = delayed;
     if (x->durable)
         sb_broker__defs_changed(v->broker);
+    if (x->durable && delayed)
+        sb_broker__exchange_assign_id(x);
     return 0;
 }
 

@@ -27,7 +27,7 @@
 #include "http_int.h"
 #include "../common/log.h"
 
-#define DEFS_ID_KEY "switchboard_id"  /* durable.c's queue log id: internal */
+#define DEFS_ID_KEY "switchboard_id"  /* durable.c's log ids: internal */
 
 /* Kinds of a RabbitMQ export that Switchboard has no notion of yet. */
 static const char *const ignored_kinds[] = {
@@ -48,6 +48,8 @@ sb_http__api_definitions(sb_http_req *r)
         return;
     }
     json_array_foreach(json_object_get(d, "queues"), i, q)
+        json_object_del(q, DEFS_ID_KEY);
+    json_array_foreach(json_object_get(d, "exchanges"), i, q)
         json_object_del(q, DEFS_ID_KEY);
     json_object_del(d, "product");
     json_object_set_new(d, "product_name", json_string(SB_HTTP__PRODUCT));

@@ -190,3 +190,40 @@ def test_a_persistent_message_waiting_for_its_retry_survives_kill_9():
         c.close()
     finally:
         b.stop()
+
+
+@pytest.mark.switchboard_only
+def test_a_persistent_delayed_message_survives_kill_9_and_is_routed_when_due():
+    import os
+    import signal
+    import tempfile
+    import brokers
+
+    data = tempfile.mkdtemp(prefix="sb-delay-")
+    b = brokers.start_switchboard(data_dir=data)
+    x, q = unique("delayed"), unique("q")
+    try:
+        c = pika.BlockingConnection(pika.URLParameters(b.amqp_url))
+        ch = c.channel()
+        ch.exchange_declare(x, "x-delayed-message", durable=True,
+                            arguments={"x-delayed-type": "direct"})
+        ch.queue_declare(q, durable=True)
+        ch.queue_bind(q, x, "k")
+        ch.confirm_delivery()  # the confirm waits for the held message's record
+        ch.basic_publish(x, "k", b"later", pika.BasicProperties(
+            delivery_mode=2, headers={"x-delay": 1500}))
+        os.kill(b.proc.pid, signal.SIGKILL)
+        b.proc.wait(5)
+    finally:
+        b.stop()
+    t0 = time.monotonic()
+    b = brokers.start_switchboard(data_dir=data)
+    try:
+        c = pika.BlockingConnection(pika.URLParameters(b.amqp_url))
+        ch = c.channel()
+        _, _, body = get_one(ch, q, timeout=10)
+        assert body == b"later"
+        c.close()
+    finally:
+        b.stop()
+    assert time.monotonic() - t0 < 10
