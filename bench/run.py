@@ -92,6 +92,29 @@ def amqp_handshake(port, timeout=2.0):
         _read_method(s, (10, 51))                                  # connection.close-ok
 
 
+def amqp_purge(port, queue, timeout=60.0):
+    """Empties queue (queue.purge on channel 1) so that a publish-only workload leaves no
+    backlog behind to distort later measurements."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(b"AMQP\x00\x00\x09\x01")
+        _read_method(s, (10, 10))
+        resp = b"\x00guest\x00guest"
+        s.sendall(_method(10, 11, struct.pack(">I", 0) + _shortstr("PLAIN")
+                          + struct.pack(">I", len(resp)) + resp + _shortstr("en_US")))
+        tune = _read_method(s, (10, 30))
+        channel_max, frame_max, _ = struct.unpack(">HIH", tune[:8])
+        s.sendall(_method(10, 31, struct.pack(">HIH", channel_max, frame_max, 0)))
+        s.sendall(_method(10, 40, _shortstr("/") + _shortstr("") + b"\x00"))
+        _read_method(s, (10, 41))
+        s.sendall(_frame(1, 1, struct.pack(">HH", 20, 10) + _shortstr("")))   # channel.open
+        _read_method(s, (20, 11))
+        s.sendall(_frame(1, 1, struct.pack(">HHH", 50, 30, 0) + _shortstr(queue) + b"\x00"))
+        _read_method(s, (50, 31))                                  # queue.purge-ok
+        s.sendall(_method(10, 50, struct.pack(">H", 200) + _shortstr("bye")
+                          + struct.pack(">HH", 0, 0)))
+        _read_method(s, (10, 51))
+
+
 # ------------------------------------------------------------------ process measurements
 
 def cpu_seconds(pid):
@@ -305,6 +328,10 @@ class RabbitMQ(Broker):
 
 # ------------------------------------------------------------------ workloads
 
+PERSISTENT_QUEUE = "sb-bench-persistent"
+PURGE_AFTER = {"1 KiB persistent confirms, durable queue, publish only": PERSISTENT_QUEUE}
+
+
 def workloads(quick):
     n = 20000 if quick else 200000
     big = 2000 if quick else 20000
@@ -314,6 +341,16 @@ def workloads(quick):
         ("1 KiB transient", ["--size", "1024", "--count", str(n)], n),
         ("64 KiB transient", ["--size", "65536", "--count", str(big)], big),
         ("1 KiB confirms", ["--size", "1024", "--count", str(n), "--confirm"], n),
+        # delivery_mode 2, confirms (window 1000). NB: with a consumer, `switchboard bench`
+        # declares its queue exclusive, and Switchboard keeps only durable non-exclusive
+        # queues on disk, so on Switchboard this one does not touch the disk ...
+        ("1 KiB persistent confirms", ["--size", "1024", "--count", str(n), "--confirm",
+                                       "--persistent"], n),
+        # ... while this one does: publish only, into a named durable queue (purged after
+        # each run, see PURGE_AFTER); confirms are released after fsync.
+        ("1 KiB persistent confirms, durable queue, publish only",
+         ["--size", "1024", "--count", str(n), "--persistent", "--no-consume", "--queue",
+          PERSISTENT_QUEUE], n),
         ("fanout 4 × 16 B", ["--size", "16", "--count", str(n), "--fanout", "4"], n),
         ("latency 16 B", ["--latency", "--size", "16", "--count", str(lat)], lat),
     ]
@@ -403,6 +440,8 @@ class Run:
                     try:
                         r = run_bench(self.build, b, args, timeout)
                         self.raw[name].setdefault(title, []).append(r)
+                        if title in PURGE_AFTER:
+                            amqp_purge(b.port, PURGE_AFTER[title])
                     except Exception as e:  # noqa: BLE001
                         self.error(name, title, e)
         for name in self.names:

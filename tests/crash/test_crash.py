@@ -549,8 +549,9 @@ def small_disk(tmp_path):
 
 
 def test_disk_full_nacks_keeps_confirmed_and_recovers(small_disk):
+    """ENOSPC itself (the disk alarm off): publishes are nacked, not lost or hung."""
     mnt, holder = small_disk
-    b = brokers.start_switchboard(data_dir=str(mnt / "data"))
+    b = brokers.start_switchboard(["--disk-free-limit", "0"], data_dir=str(mnt / "data"))
     holder["broker"] = b
     q = unique("full-q")
     c = raw_channel(b)
@@ -593,7 +594,9 @@ def test_disk_full_nacks_keeps_confirmed_and_recovers(small_disk):
     pub2.close()
     assert pub2.error is None, pub2.error
     assert len(pub2.acked) == 40 and not pub2.nacked, \
-        f"after space returned: acked={len(pub2.acked)} nacked={len(pub2.nacked)}"
+        (f"after space returned: {pub2.published} published, acked={len(pub2.acked)} "
+         f"nacked={len(pub2.nacked)} in 15 s; broker alive={b.alive()}; log tail:\n"
+         f"{b.log_tail(30)}")
 
     # 4. everything confirmed in both phases is there after another kill -9
     kill9(b)
@@ -611,3 +614,36 @@ def test_disk_full_nacks_keeps_confirmed_and_recovers(small_disk):
     assert not lost, f"confirmed messages lost: {lost[:20]}"
     assert before_more <= rec
     assert seg_bytes < 1 << 20, f"{seg_bytes} bytes of segments left for an empty queue"
+
+
+def test_disk_alarm_blocks_publishers_and_lifts_when_space_returns(small_disk):
+    """The default disk.free_limit_bytes (50 MB) is above the 4 MiB tmpfs: publishers are
+    blocked (nothing confirmed, nothing nacked) until the file system grows past it."""
+    mnt, holder = small_disk
+    b = brokers.start_switchboard(["--memory-check-ms", "100"], data_dir=str(mnt / "data"))
+    holder["broker"] = b
+    q = unique("alarm-q")
+    c = raw_channel(b)
+    declare_queue(c, q, durable=True)
+    c.close()
+    time.sleep(0.3)  # the alarm is checked every 100 ms (--memory-check-ms)
+    pub = Publisher(b, q, size=1024, window=50, limit=20)
+    pub.run(max_seconds=1.5)
+    blocked = dict(published=pub.published, acked=len(pub.acked), nacked=len(pub.nacked))
+    r = subprocess.run(["mount", "-o", "remount,size=128m", str(mnt)], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    t0 = time.monotonic()
+    pub.run(max_seconds=10)
+    lifted_s = time.monotonic() - t0
+    pub.close()
+    kill9(b)
+    restart_after_crash(b)
+    got = read_queue(b, q)
+    lost, _, rec = check_recovered(pub.ids(range(1, pub.published + 1)), pub.ids(pub.acked), got)
+    summary("f disk alarm", blocked_phase=blocked, published=pub.published,
+            confirmed=len(pub.acked), recovered=len(rec), lost=len(lost),
+            unblocked_after_s=f"{lifted_s:.2f}")
+    assert blocked["nacked"] == 0 and blocked["acked"] < 20, f"not blocked: {blocked}"
+    assert len(pub.acked) == 20 and not pub.nacked, \
+        f"after space returned: acked={len(pub.acked)} nacked={len(pub.nacked)}\n{b.log_tail()}"
