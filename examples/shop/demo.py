@@ -51,6 +51,7 @@ SIZES = {
 }
 CUSTOMER_TIMEOUT_MS = 3000          # the normal customer's deadline (generous: loaded CI)
 WAIT_S = 20                         # longest wait for any one thing to happen
+LATENCY_SLACK_MS = 25               # "the same latency", allowing for a busy 2-core machine
 
 
 # ------------------------------------------------------------------------------ plumbing
@@ -350,8 +351,8 @@ def scenario_shipping_down(shop, rep, earlier):
     rep.line(f"   customer latency while shipping is down: p50 {pctl(lat, 50):.1f} ms, "
              f"p99 {pctl(lat, 99):.1f} ms (normal: p50 {rep.summary['p50']:.1f} ms)")
     rep.claim(len(ids) == sz["outage"], f"all {sz['outage']} orders still placed ({len(ids)})")
-    rep.claim(pctl(lat, 50) <= 2 * rep.summary["p50"] + 10,
-              "checkout latency unaffected (p50 within 2x + 10 ms of normal)")
+    rep.claim(pctl(lat, 50) <= 2 * rep.summary["p50"] + LATENCY_SLACK_MS,
+              f"checkout latency unaffected (p50 within 2x + {LATENCY_SLACK_MS} ms of normal)")
     rep.claim(depth >= sz["outage"], f"shipping queue grew to {depth} waiting orders")
     shop.wait_all_seen(ids, ("inventory", "notifications"))
     t0 = time.monotonic()
@@ -444,7 +445,7 @@ def scenario_chain(shop, rep, ids_out):
               f"the chain's latency is the sum of its links (>= {3 * w} ms of work)")
     rep.claim(rows["chain, shipping slow"] >= slow,
               f"one slow link ({slow} ms) stalls the chain's checkout")
-    rep.claim(rows["messages, shipping slow"] <= 2 * rows["messages"] + 10,
+    rep.claim(rows["messages, shipping slow"] <= 2 * rows["messages"] + LATENCY_SLACK_MS,
               "with messages, slow shipping does not touch checkout")
     ids_out += placed(msg) + placed(msg_slow)
     shop.wait_all_seen(ids_out)
