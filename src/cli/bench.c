@@ -228,7 +228,10 @@ static int setup_consumer(bench_run *r)
             return -1;
     }
     for (uint64_t i = 0; i < r->nqueues; i++) {
-        if (declare_queue(c, "", o->persistent, 1, r->queues[i], sizeof r->queues[i]) != 0)
+        /* --persistent: durable and not exclusive (auto-delete instead), so
+         * that brokers keep the messages on disk, as they must. */
+        if (declare_queue(c, "", o->persistent, !o->persistent, r->queues[i],
+                          sizeof r->queues[i]) != 0)
             return -1;
         if (o->fanout > 0) {
             amqp_queue_bind(c->conn, SB_CLIENT_CHANNEL, amqp_cstring_bytes(r->queues[i]),

@@ -55,6 +55,7 @@ sb_serve_store_open(sb_serve_store *ss, sb_loop *loop, sb_broker *broker,
                "with --data-dir)", dir, strerror(errno));
         return rc;
     }
+    sb_sessions_check_alarms(sessions);  /* the disk alarm needs the directory */
     if ((rc = sb_broker_load_definitions(broker, dir)) < 0 ||
         (rc = sb_store_open(dir, &o, &ss->store)) < 0) {
         sb_log(SB_LOG_ERROR, "serve", "cannot open the data in %s: %s (move it aside to start "

@@ -131,3 +131,12 @@ sb_session__alarm_stop(sb_sessions *s)
 {
     sb_timer_stop(s->loop, &s->mem_timer);
 }
+
+void
+sb_sessions_check_alarms(sb_sessions *s)
+{
+    if (s->opts.memory_high_watermark > 0 || s->opts.disk_free_limit > 0) {
+        sb_timer_stop(s->loop, &s->mem_timer);
+        alarm_check(s->loop, &s->mem_timer);
+    }
+}

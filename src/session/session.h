@@ -36,6 +36,8 @@ void sb_sessions_accept(sb_listener *ls, sb_conn *c, void *arg);
 /* Closes every connection with 320 CONNECTION_FORCED and reason. */
 void sb_sessions_shutdown(sb_sessions *s, const char *reason);
 size_t sb_sessions_count(const sb_sessions *s);
+/* Checks memory and disk now (e.g. once the data directory exists). */
+void sb_sessions_check_alarms(sb_sessions *s);
 /* The store made everything up to pos durable (err 0), or lost what was
  * past its previous durable position (err < 0): releases the publisher
  * confirms that waited for it, as acks or nacks. */
