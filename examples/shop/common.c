@@ -239,16 +239,6 @@ shop_connect(shop_conn *sc, const char *url, const char *who, const char *serve_
     shop_log(who, "connected%s%s", serve_queue ? ", serving " : "", serve_queue ? serve_queue : "");
 }
 
-void
-shop_disconnect(shop_conn *sc)
-{
-    if (sc->c == NULL)
-        return;
-    amqp_connection_close(sc->c, AMQP_REPLY_SUCCESS);
-    amqp_destroy_connection(sc->c);
-    sc->c = NULL;
-}
-
 static void
 copy_bytes(char *out, size_t outlen, amqp_bytes_t b)
 {

@@ -57,7 +57,6 @@ void shop_sleep_ms(long ms);
  * the given prefetch; declare_serve declares it first (non-durable). */
 void shop_connect(shop_conn *sc, const char *url, const char *who,
                   const char *serve_queue, int declare_serve, int prefetch);
-void shop_disconnect(shop_conn *sc);
 
 /* Waits up to timeout_ms (-1: forever) for a delivery on the serve channel.
  * Returns 1 with *m filled, 0 on timeout, -1 when the connection is lost. */
