@@ -7,6 +7,7 @@
 #   make fuzz       run each libFuzzer target for FUZZ_SECONDS
 #   make gen / gen-check   regenerate the AMQP codec / check it is up to date
 #   make bench      the side-by-side benchmark against RabbitMQ (long)
+#   make demo       the online store example, every scenario measured (examples/shop)
 
 CC       ?= gcc
 BUILD    ?= build
@@ -69,6 +70,12 @@ fuzz-bins: $(FUZZ_BIN)
 
 run: deps-build $(BUILD)/switchboard
 	$(BUILD)/switchboard serve
+
+# The online store (examples/shop): builds its services, runs demo.py at full size.
+.PHONY: demo
+demo: deps-build deps-test $(BUILD)/switchboard
+	$(MAKE) -C examples/shop OUT=$(abspath $(BUILD))/shop
+	SB_BUILD=$(BUILD) $(PYTHON) examples/shop/demo.py
 
 # Everything runs under pytest, so one summary line counts every test:
 # the cmocka binaries, the fuzz corpus replay and the integration suite.
