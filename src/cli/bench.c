@@ -34,9 +34,17 @@
 typedef struct bench_opts {
     const char *url;
     const char *queue;   /* --no-consume: the queue to fill */
+    const char *respond; /* --respond QUEUE */
+    const char *retry_delays;
     uint64_t size, count, fanout, prefetch, ack_every;
-    int confirm, persistent, json, latency, no_consume;
+    uint64_t expiration, expiration_spread;  /* per-message TTL: base + i % spread */
+    int confirm, persistent, json, latency, no_consume, reject_cycle;
 } bench_opts;
+
+/* bench_cycle.c */
+int sb_bench_reject_cycle(const char *url, uint64_t count, uint64_t size, uint64_t prefetch,
+                          const char *retry_delays, int json);
+int sb_bench_respond(const char *url, const char *queue, uint64_t prefetch);
 
 /* Shared between the threads of one run. Only the atomics are written by
  * more than one thread; the rest is set before the threads start. */
@@ -78,6 +86,15 @@ static const char usage_text[] =
     "                     every message when the command exits\n"
     "  --queue NAME       queue for --no-consume (default sb-bench-backlog)\n"
     "  --latency          measure round-trip latency instead of throughput\n"
+    "  --expiration MS    per-message TTL (expiration property) of MS ms ...\n"
+    "  --expiration-spread N  ... plus i mod N ms for message i (distinct TTLs)\n"
+    "  --reject-cycle     throughput of reject -> dead-letter: a work queue with a\n"
+    "                     dead-letter exchange, a consumer rejecting everything;\n"
+    "                     reports messages fully dead-lettered per second\n"
+    "  --retry-delays L   with --reject-cycle: x-retry-delays, e.g. 0,0\n"
+    "                     (Switchboard only: each message is delivered 1+len(L) times)\n"
+    "  --respond QUEUE    serve QUEUE: answer every request with its body to its\n"
+    "                     reply_to until SIGTERM (for HTTP call benchmarks)\n"
     "  --json             print one JSON object instead of text\n"
     "  -h, --help         this text\n"
     "\n"
@@ -93,6 +110,7 @@ static const char usage_text[] =
 enum {
     OPT_URL = 256, OPT_SIZE, OPT_COUNT, OPT_CONFIRM, OPT_PERSISTENT, OPT_FANOUT,
     OPT_PREFETCH, OPT_ACK_EVERY, OPT_JSON, OPT_LATENCY, OPT_NO_CONSUME, OPT_QUEUE,
+    OPT_EXPIRATION, OPT_EXPIRATION_SPREAD, OPT_REJECT_CYCLE, OPT_RETRY_DELAYS, OPT_RESPOND,
 };
 
 static const struct option long_opts[] = {
@@ -108,6 +126,11 @@ static const struct option long_opts[] = {
     { "latency", no_argument, NULL, OPT_LATENCY },
     { "no-consume", no_argument, NULL, OPT_NO_CONSUME },
     { "queue", required_argument, NULL, OPT_QUEUE },
+    { "expiration", required_argument, NULL, OPT_EXPIRATION },
+    { "expiration-spread", required_argument, NULL, OPT_EXPIRATION_SPREAD },
+    { "reject-cycle", no_argument, NULL, OPT_REJECT_CYCLE },
+    { "retry-delays", required_argument, NULL, OPT_RETRY_DELAYS },
+    { "respond", required_argument, NULL, OPT_RESPOND },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
@@ -121,6 +144,8 @@ static int apply_opt(bench_opts *o, int opt)
         { OPT_FANOUT, "--fanout", 1, 64, &o->fanout },
         { OPT_PREFETCH, "--prefetch", 1, UINT16_MAX, &o->prefetch },
         { OPT_ACK_EVERY, "--ack-every", 1, UINT16_MAX, &o->ack_every },
+        { OPT_EXPIRATION, "--expiration", 0, UINT32_MAX, &o->expiration },
+        { OPT_EXPIRATION_SPREAD, "--expiration-spread", 1, UINT32_MAX, &o->expiration_spread },
     };
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
         if (nums[i].opt == opt)
@@ -129,6 +154,9 @@ static int apply_opt(bench_opts *o, int opt)
     switch (opt) {
     case OPT_URL: o->url = optarg; return 0;
     case OPT_QUEUE: o->queue = optarg; return 0;
+    case OPT_RESPOND: o->respond = optarg; return 0;
+    case OPT_RETRY_DELAYS: o->retry_delays = optarg; return 0;
+    case OPT_REJECT_CYCLE: o->reject_cycle = 1; return 0;
     case OPT_CONFIRM: o->confirm = 1; return 0;
     case OPT_PERSISTENT: o->persistent = 1; return 0;
     case OPT_JSON: o->json = 1; return 0;
@@ -148,6 +176,7 @@ static int parse_args(bench_opts *o, int argc, char **argv)
     o->queue = "sb-bench-backlog";
     optind = 0;  /* full reinitialisation of GNU getopt */
     opterr = 0;  /* we word the errors ourselves */
+    o->expiration = UINT64_MAX;  /* none */
     int opt;
     while ((opt = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
         if (opt == '?') {
@@ -276,9 +305,17 @@ static int publish_loop(bench_run *r, sb_confirms *cf, amqp_bytes_t body)
     }
     amqp_bytes_t exchange = amqp_cstring_bytes(r->exchange);
     amqp_bytes_t key = o->fanout > 0 ? amqp_empty_bytes : amqp_cstring_bytes(r->queues[0]);
+    char ttl[24];
+    if (o->expiration != UINT64_MAX)
+        props._flags |= AMQP_BASIC_EXPIRATION_FLAG;
     for (uint64_t i = 0; i < o->count; i++) {
         if (atomic_load_explicit(&r->failed, memory_order_relaxed))
             return -1;
+        if (o->expiration != UINT64_MAX) {
+            snprintf(ttl, sizeof ttl, "%" PRIu64,
+                     o->expiration + (o->expiration_spread > 0 ? i % o->expiration_spread : 0));
+            props.expiration = amqp_cstring_bytes(ttl);
+        }
         if (o->confirm && sb_confirms_wait(&r->prod, cf, CONFIRM_WINDOW - 1, STALL_MS) != 0)
             goto confirm_failed;
         int st = amqp_basic_publish(r->prod.conn, SB_CLIENT_CHANNEL, exchange, key, 0, 0,
@@ -680,5 +717,9 @@ int sb_cli_bench(int argc, char **argv)
     int rc = parse_args(&o, argc, argv);
     if (rc != 0)
         return rc == -1 ? SB_EXIT_OK : rc;
+    if (o.respond != NULL)
+        return sb_bench_respond(o.url, o.respond, o.prefetch);
+    if (o.reject_cycle)
+        return sb_bench_reject_cycle(o.url, o.count, o.size, o.prefetch, o.retry_delays, o.json);
     return o.latency ? run_latency(&o) : run_throughput(&o);
 }
