@@ -527,7 +527,8 @@ def scenario_crash(shop, rep):
 def account(shop, rep):
     confirmed = set(shop.ids("orders"))   # written by orders once the broker confirmed
     rep.line(f"\nAccounting: {len(confirmed)} order events confirmed to orders over the run")
-    shop.wait_all_seen(confirmed) if confirmed else None
+    if confirmed:
+        shop.wait_all_seen(confirmed)
     lost, dups = 0, 0
     for s in SERVICES:
         got = shop.ids(s)
