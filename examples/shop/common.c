@@ -93,13 +93,8 @@ declare_service_queue(shop_conn *sc, const char *name)
     amqp_table_t args = { 3, e };
     char dead[64];
 
-    /* 64-bit elements: Switchboard reloads an array argument from its
-     * definitions file with every integer as a long, and (unlike scalar
-     * arguments) compares array elements type for type, so a queue first
-     * declared with 32-bit delays could not be redeclared identically after
-     * a broker restart (406 PRECONDITION_FAILED; a broker bug, reported with
-     * the demo). Longs are what it stores, so they compare equal before and
-     * after. */
+    /* 64-bit elements, as pika sends them. (Any integer width works: the
+     * broker compares integer arguments by value, inside arrays too.) */
     for (int i = 0; i < NDELAYS; i++) {
         delays[i].kind = AMQP_FIELD_KIND_I64;
         delays[i].value.i64 = retry_delays_ms[i];

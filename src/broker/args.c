@@ -214,6 +214,10 @@ type_class(uint8_t kind)
     }
 }
 
+/* Integers of any width are one class, as in RabbitMQ; inside arrays too,
+ * because the definitions file (JSON) does not keep integer widths, so an
+ * argument like x-retry-delays [100, 200] sent as signedints comes back as
+ * longs after a restart and must still match its redeclaration. */
 static bool
 values_equal(const sb_amqp_value *a, const sb_amqp_value *b)
 {
@@ -225,6 +229,14 @@ values_equal(const sb_amqp_value *a, const sb_amqp_value *b)
         return false;
     if (type_class(a->kind) == 'I')
         return sb_amqp_value_int(a, &x) && sb_amqp_value_int(b, &y) && x == y;
+    if (a->kind == SB_FV_ARRAY) {
+        if (a->v.a.n != b->v.a.n)
+            return false;
+        for (uint32_t i = 0; i < a->v.a.n; i++)
+            if (!values_equal(&a->v.a.v[i], &b->v.a.v[i]))
+                return false;
+        return true;
+    }
     return sb_amqp_table_equal(&ta, &tb);
 }
 

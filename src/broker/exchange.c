@@ -436,6 +436,7 @@ sb_publish(sb_vhost *v, sb_msg *m, const sb_amqp_table *headers, sb_publish_resu
     x = sb_broker__exchange_find(v, xname);
     if (x->delayed && delay_requested(headers, &delay) && sb_broker__delay_route(x, m, delay)) {
         res->routed = true;  /* accepted now, routed when due (as the plugin) */
+        res->durable_pos = v->broker->publish_pos;  /* its record, if it was logged */
         return 0;
     }
     out->n = 0;

@@ -227,3 +227,36 @@ def test_a_persistent_delayed_message_survives_kill_9_and_is_routed_when_due():
     finally:
         b.stop()
     assert time.monotonic() - t0 < 10
+
+
+@pytest.mark.switchboard_only
+def test_retry_delays_sent_as_32_bit_integers_still_match_after_a_restart():
+    """The definitions file keeps no integer widths: [100, 200] sent as signedints (py-amqp,
+    rabbitmq-c) comes back as longs, and the redeclaration must still be equivalent."""
+    import tempfile
+    import amqp
+    import brokers
+
+    data = tempfile.mkdtemp(prefix="sb-widths-")
+    q = unique("q")
+
+    def declare(b):
+        c = amqp.Connection(f"127.0.0.1:{b.port}", userid="guest", password="guest")
+        c.connect()
+        try:
+            c.channel().queue_declare(q, durable=True, auto_delete=False,
+                                      arguments={"x-retry-delays": [100, 200]})
+        finally:
+            c.close()
+
+    b = brokers.start_switchboard(data_dir=data)
+    try:
+        declare(b)
+        declare(b)
+    finally:
+        b.stop()
+    b = brokers.start_switchboard(data_dir=data)
+    try:
+        declare(b)
+    finally:
+        b.stop()
