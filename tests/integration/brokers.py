@@ -34,6 +34,7 @@ class Broker:
         self.port = u.port or 5672
         self.kind = kind
         self.log_path = log_path
+        self.unclean_exit = None  # (exit status, log tail) when SIGTERM did not exit 0
         self.proc = proc
         self._stop = stop
         self._restart = restart
@@ -332,6 +333,10 @@ def start_switchboard(extra_args=(), timeout=10.0, data_dir=None, amqp_port=None
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+            # A clean shutdown exits 0; anything else (a crash while shutting
+            # down, or LeakSanitizer's status under `make asan`) is reported.
+            if proc.returncode != 0 and b.unclean_exit is None:
+                b.unclean_exit = (proc.returncode, b.log_tail())
         b.proc = None
 
     def stop():

@@ -56,6 +56,14 @@ def broker():
     b.stop()
     if died:
         print(f"\n*** broker {b} died during the session; log tail:\n{tail}", file=sys.stderr)
+    _check_clean_exit(b)
+
+
+def _check_clean_exit(b):
+    if getattr(b, "unclean_exit", None):
+        code, tail = b.unclean_exit
+        pytest.fail(f"broker exited with status {code} on SIGTERM (not 0); log tail:\n{tail}",
+                    pytrace=False)
 
 
 @pytest.fixture
@@ -64,6 +72,7 @@ def fresh_broker():
     b = _start_or_fail()
     yield b
     b.stop()
+    _check_clean_exit(b)
 
 
 @pytest.fixture(autouse=True)
