@@ -152,7 +152,10 @@ open_http(serve_ctx *ctx, sb_broker *broker, const sb_config *c)
 {
     sb_http_opts o = { .bind = c->bind, .port = (uint16_t)c->http_port,
                        .default_user = c->default_user, .default_pass = c->default_pass,
-                       .loopback_users_only = c->loopback_users_only };
+                       .loopback_users_only = c->loopback_users_only,
+                       .header_timeout_ms = c->http_header_timeout_ms,
+                       .body_timeout_ms = c->http_body_timeout_ms,
+                       .max_body_bytes = (size_t)c->http_max_body_bytes };
     int rc = sb_http_start(ctx->loop, broker, &o, &ctx->http);
 
     if (rc < 0) {

@@ -12,6 +12,9 @@ typedef struct sb_config {
     char bind[256];             /* comma-separated addresses */
     uint32_t amqp_port;
     uint32_t http_port;
+    uint32_t http_header_timeout_ms;
+    uint32_t http_body_timeout_ms;
+    uint64_t http_max_body_bytes;
     char data_dir[256];
     uint32_t frame_max;
     uint32_t channel_max;

@@ -95,6 +95,25 @@ sb_http__kick(sb_http *h)
     sb_timer_start(h->loop, &h->run_timer, 0);
 }
 
+/* A 408 written straight to the socket before it is shut down: nothing of
+ * a response is under way (the request is incomplete), so MHD has written
+ * nothing that this could interleave with. Best effort, never blocks. */
+static void
+send_timeout(int fd, bool in_body)
+{
+    char msg[320];
+    const char *body = in_body
+        ? "{\"error\":\"request_timeout\",\"reason\":\"the request body did not arrive in time\"}"
+        : "{\"error\":\"request_timeout\",\"reason\":\"the request headers did not arrive in time\"}";
+    int n = snprintf(msg, sizeof msg,
+                     "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+                     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                     strlen(body), body);
+
+    if (n > 0 && (size_t)n < sizeof msg)
+        (void)send(fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
 static void
 on_sweep(sb_loop *l, sb_timer *t)
 {
@@ -109,6 +128,7 @@ on_sweep(sb_loop *l, sb_timer *t)
             continue;
         sb_log(SB_LOG_INFO, "http", "%s: no complete request %s within %u ms; closing", hc->peer,
                hc->is_in_body ? "body" : "headers", limit);
+        send_timeout(hc->fd, hc->is_in_body);
         shutdown(hc->fd, SHUT_RDWR);
         hc->is_shut = true;
     }
