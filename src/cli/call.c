@@ -88,70 +88,45 @@ static const struct option long_opts[] = {
     { NULL, 0, NULL, 0 },
 };
 
-static int usage_error(const char *msg)
+/* sb_client_cmd.apply for call. */
+static int apply_opt(void *opts, int opt)
 {
-    fprintf(stderr, "switchboard call: %s\n(try `switchboard call --help`)\n", msg);
-    return SB_EXIT_USAGE;
-}
-
-static int add_header(call_opts *o, const char *kv)
-{
-    if (strchr(kv, '=') == NULL || kv[0] == '=')
-        return usage_error("--header expects KEY=VALUE");
-    if (o->n_headers == MAX_HEADERS)
-        return usage_error("too many --header options (at most 64)");
-    o->headers[o->n_headers++] = kv;
-    return 0;
-}
-
-/* Handles one option; returns 0, -1 for --help, or an exit status. */
-static int apply_opt(call_opts *o, int opt)
-{
+    call_opts *o = opts;
     switch (opt) {
     case OPT_URL: o->url = optarg; return 0;
     case OPT_TIMEOUT:
         return sb_client_parse_duration_ms(optarg, "--timeout", MAX_TIMEOUT_MS,
                                            &o->timeout_ms) != 0 ? SB_EXIT_USAGE : 0;
-    case OPT_HEADER: return add_header(o, optarg);
+    case OPT_HEADER:
+        return sb_client_add_header("call", o->headers, &o->n_headers, MAX_HEADERS, optarg);
     case OPT_CONTENT_TYPE: o->content_type = optarg; return 0;
     case OPT_CORRELATION_ID:
         if (optarg[0] == '\0' || strlen(optarg) > 255)
-            return usage_error("--correlation-id expects 1 to 255 bytes");
+            return sb_client_usage_error("call", "--correlation-id expects 1 to 255 bytes");
         o->correlation_id = optarg;
         return 0;
-    case 'h': return -1;
-    default: return SB_EXIT_USAGE;
+    case 'h': return SB_CLIENT_OPT_HELP;
+    default: return SB_CLIENT_OPT_UNKNOWN;
     }
 }
 
+static const sb_client_cmd call_cmd = { "call", "h", long_opts, apply_opt, usage_text };
+
+/* Returns 0, SB_CLIENT_OPT_HELP after printing --help, or an exit status. */
 static int parse_args(call_opts *o, int argc, char **argv)
 {
     memset(o, 0, sizeof *o);
     o->timeout_ms = 5000;
-    optind = 0;  /* full reinitialisation of GNU getopt */
-    opterr = 0;  /* we word the errors ourselves */
-    int opt;
-    while ((opt = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
-        if (opt == '?') {
-            fprintf(stderr, "switchboard call: unknown option or missing value: %s\n"
-                            "(try `switchboard call --help`)\n", argv[optind - 1]);
-            return SB_EXIT_USAGE;
-        }
-        int rc = apply_opt(o, opt);
-        if (rc == -1) {
-            fputs(usage_text, stdout);
-            return -1;
-        }
-        if (rc != 0)
-            return rc;
-    }
+    int rc = sb_client_parse_args(&call_cmd, argc, argv, o);
+    if (rc != 0)
+        return rc;
     int npos = argc - optind;
     if (npos < 1 || npos > 2)
-        return usage_error("expects QUEUE [BODY | -]");
+        return sb_client_usage_error("call", "expects QUEUE [BODY | -]");
     o->queue = argv[optind];
     o->body_arg = npos == 2 ? argv[optind + 1] : NULL;
     if (o->queue[0] == '\0' || strlen(o->queue) > 255)
-        return usage_error("QUEUE must be a queue name of 1 to 255 bytes");
+        return sb_client_usage_error("call", "QUEUE must be a queue name of 1 to 255 bytes");
     return 0;
 }
 
@@ -201,16 +176,7 @@ static void build_props(const call_opts *o, const call_state *st, amqp_basic_pro
         p->_flags |= AMQP_BASIC_CONTENT_TYPE_FLAG;
         p->content_type = amqp_cstring_bytes(o->content_type);
     }
-    if (o->n_headers == 0)
-        return;
-    for (int i = 0; i < o->n_headers; i++) {
-        const char *eq = strchr(o->headers[i], '=');
-        entries[i].key = (amqp_bytes_t){ (size_t)(eq - o->headers[i]), (void *)o->headers[i] };
-        entries[i].value.kind = AMQP_FIELD_KIND_UTF8;
-        entries[i].value.value.bytes = amqp_cstring_bytes(eq + 1);
-    }
-    p->_flags |= AMQP_BASIC_HEADERS_FLAG;
-    p->headers = (amqp_table_t){ o->n_headers, entries };
+    sb_client_set_headers(p, o->headers, o->n_headers, entries);
 }
 
 /* Fail fast: a missing queue or one nobody consumes from would only
@@ -389,7 +355,7 @@ int sb_cli_call(int argc, char **argv)
     call_opts o;
     int rc = parse_args(&o, argc, argv);
     if (rc != 0)
-        return rc == -1 ? SB_EXIT_OK : rc;
+        return rc == SB_CLIENT_OPT_HELP ? SB_EXIT_OK : rc;
     sb_buf body = SB_BUF_INIT;
     if (sb_client_read_body(o.body_arg, &body, "call") != 0) {
         sb_buf_free(&body);

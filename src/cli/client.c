@@ -1,4 +1,5 @@
-/* client.c - connect, log in and report errors for the client subcommands.
+/* client.c - connect, log in and report errors for the client subcommands,
+ * and parse their command lines.
  *
  * Only this file knows how librabbitmq reports failures (a status code, an
  * amqp_rpc_reply_t with three kinds, a server close method); the
@@ -8,6 +9,7 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -497,4 +499,71 @@ int sb_confirms_wait(sb_client *c, sb_confirms *cf, uint64_t max_out, int timeou
             return r;
     }
     return 0;
+}
+
+/* ---- command-line parsing: one wording of every usage error ---- */
+
+int sb_client_parse_args(const sb_client_cmd *cmd, int argc, char **argv, void *opts)
+{
+    optind = 0;  /* full reinitialisation of GNU getopt */
+    opterr = 0;  /* we word the errors ourselves */
+    int opt;
+    while ((opt = getopt_long(argc, argv, cmd->shortopts, cmd->longopts, NULL)) != -1) {
+        int rc = cmd->apply(opts, opt);
+        if (rc == SB_CLIENT_OPT_HELP) {
+            fputs(cmd->usage, stdout);
+            return SB_CLIENT_OPT_HELP;
+        }
+        if (rc == SB_CLIENT_OPT_UNKNOWN)
+            return sb_client_usage_error(cmd->name, "unknown option or missing value: %s",
+                                         argv[optind - 1]);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+int sb_client_usage_error(const char *name, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "switchboard %s: ", name);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n(try `switchboard %s --help`)\n", name);
+    va_end(ap);
+    return SB_EXIT_USAGE;
+}
+
+int sb_client_sub_help(int argc, char **argv, const char *usage)
+{
+    if (argc >= 2 && strcmp(argv[1], "--help") != 0 && strcmp(argv[1], "-h") != 0)
+        return 0;
+    fputs(usage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? SB_EXIT_USAGE : SB_CLIENT_OPT_HELP;
+}
+
+int sb_client_add_header(const char *name, const char **headers, int *n, int max,
+                         const char *kv)
+{
+    if (strchr(kv, '=') == NULL || kv[0] == '=')
+        return sb_client_usage_error(name, "--header expects KEY=VALUE");
+    if (*n == max)
+        return sb_client_usage_error(name, "too many --header options (at most %d)", max);
+    headers[(*n)++] = kv;
+    return 0;
+}
+
+void sb_client_set_headers(amqp_basic_properties_t *p, const char *const *headers, int n,
+                           amqp_table_entry_t *entries)
+{
+    if (n == 0)
+        return;
+    for (int i = 0; i < n; i++) {
+        const char *eq = strchr(headers[i], '=');
+        entries[i].key = (amqp_bytes_t){ (size_t)(eq - headers[i]), (void *)headers[i] };
+        entries[i].value.kind = AMQP_FIELD_KIND_UTF8;
+        entries[i].value.value.bytes = amqp_cstring_bytes(eq + 1);
+    }
+    p->_flags |= AMQP_BASIC_HEADERS_FLAG;
+    p->headers = (amqp_table_t){ n, entries };
 }

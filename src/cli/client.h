@@ -1,5 +1,6 @@
 /* client.h - shared helpers for the client subcommands (publish, consume,
- * bench) over librabbitmq (rabbitmq-c 0.11).
+ * call, respond, dlq, definitions, bench) over librabbitmq (rabbitmq-c
+ * 0.11), and the command-line parsing they all do the same way.
  *
  * The client subcommands are a real, independent AMQP client: they talk to
  * the broker only over the wire, so they work the same against Switchboard
@@ -11,6 +12,7 @@
 #ifndef SB_CLI_CLIENT_H
 #define SB_CLI_CLIENT_H
 
+#include <getopt.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -136,5 +138,61 @@ int sb_confirms_wait(sb_client *c, sb_confirms *cf, uint64_t max_out, int timeou
 
 /* Writes b as-is to stdout, then a newline when nl. */
 void sb_client_print_bytes(amqp_bytes_t b, int nl);
+
+/* ---- command-line parsing ------------------------------------------- */
+
+/* What an apply function (sb_client_cmd.apply) returns besides 0, "option
+ * taken", and an exit status, "bad value, and I printed why". */
+enum {
+    SB_CLIENT_OPT_HELP = -1,     /* -h / --help: print the usage text */
+    SB_CLIENT_OPT_UNKNOWN = -2,  /* not an option of this command */
+};
+
+/* One subcommand's options: a static const row in the subcommand's file. */
+typedef struct sb_client_cmd {
+    const char *name;               /* "publish": names the command in messages */
+    const char *shortopts;          /* getopt_long's optstring, e.g. "hv" */
+    const struct option *longopts;  /* NULL-terminated */
+    /* Applies option opt to opts (the command's own struct). opt is
+     * getopt_long's return value, '?' (unknown option or missing value)
+     * included; the option's value is in optarg. Returns 0, an
+     * SB_CLIENT_OPT_* value, or an exit status after printing why. */
+    int (*apply)(void *opts, int opt);
+    const char *usage;              /* the --help text */
+} sb_client_cmd;
+
+/* Resets GNU getopt (optind = 0, opterr = 0: we word the errors) and hands
+ * each option in argv[1..argc) to cmd->apply, stopping at the first
+ * non-zero result. Operands are permuted to the end, as getopt_long does.
+ * Returns 0, with optind indexing the first operand; SB_CLIENT_OPT_HELP
+ * after printing cmd->usage to stdout; SB_EXIT_USAGE after printing
+ * "switchboard NAME: unknown option or missing value: ARG" for
+ * SB_CLIENT_OPT_UNKNOWN; or the exit status apply returned. */
+int sb_client_parse_args(const sb_client_cmd *cmd, int argc, char **argv, void *opts);
+
+/* Prints "switchboard NAME: MESSAGE" and the line "(try `switchboard NAME
+ * --help`)" to stderr, MESSAGE formatted from fmt as by printf. Returns
+ * SB_EXIT_USAGE. */
+int sb_client_usage_error(const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* For commands whose first argument names a subcommand (dlq list,
+ * definitions export): with no argument, prints usage to stderr and
+ * returns SB_EXIT_USAGE; with "-h" or "--help" first, prints it to stdout
+ * and returns SB_CLIENT_OPT_HELP; otherwise returns 0. */
+int sb_client_sub_help(int argc, char **argv, const char *usage);
+
+/* Appends kv, a --header value of the form KEY=VALUE (KEY not empty), to
+ * headers[0..*n), which holds at most max; kv is borrowed (from argv).
+ * Returns 0, or SB_EXIT_USAGE after a usage error naming command name. */
+int sb_client_add_header(const char *name, const char **headers, int *n, int max,
+                         const char *kv);
+
+/* Sets p's headers to the n KEY=VALUE strings in headers (as checked by
+ * sb_client_add_header), as string fields, if n > 0. The table's entries
+ * are written to entries[0..n) and point into headers: both are borrowed
+ * for as long as p is used. */
+void sb_client_set_headers(amqp_basic_properties_t *p, const char *const *headers, int n,
+                           amqp_table_entry_t *entries);
 
 #endif /* SB_CLI_CLIENT_H */

@@ -73,9 +73,10 @@ static const struct option long_opts[] = {
     { NULL, 0, NULL, 0 },
 };
 
-/* Handles one option; returns 0, -1 for --help, or an exit status. */
-static int apply_opt(consume_opts *o, int opt)
+/* sb_client_cmd.apply for consume. */
+static int apply_opt(void *opts, int opt)
 {
+    consume_opts *o = opts;
     switch (opt) {
     case OPT_URL: o->url = optarg; return 0;
     case OPT_COUNT:
@@ -86,37 +87,23 @@ static int apply_opt(consume_opts *o, int opt)
     case OPT_TIMEOUT:
         return sb_client_parse_u64(optarg, "--timeout", 1, 86400 * 365, &o->timeout_s) ? 2 : 0;
     case 'v': o->verbose = 1; return 0;
-    case 'h': return -1;
-    default: return SB_EXIT_USAGE;
+    case 'h': return SB_CLIENT_OPT_HELP;
+    default: return SB_CLIENT_OPT_UNKNOWN;
     }
 }
 
+static const sb_client_cmd consume_cmd = { "consume", "hv", long_opts, apply_opt, usage_text };
+
+/* Returns 0, SB_CLIENT_OPT_HELP after printing --help, or an exit status. */
 static int parse_args(consume_opts *o, int argc, char **argv)
 {
     memset(o, 0, sizeof *o);
     o->prefetch = 100;
-    optind = 0;  /* full reinitialisation of GNU getopt */
-    opterr = 0;  /* we word the errors ourselves */
-    int opt;
-    while ((opt = getopt_long(argc, argv, "hv", long_opts, NULL)) != -1) {
-        if (opt == '?') {
-            fprintf(stderr, "switchboard consume: unknown option or missing value: %s\n"
-                            "(try `switchboard consume --help`)\n", argv[optind - 1]);
-            return SB_EXIT_USAGE;
-        }
-        int rc = apply_opt(o, opt);
-        if (rc == -1) {
-            fputs(usage_text, stdout);
-            return -1;
-        }
-        if (rc != 0)
-            return rc;
-    }
-    if (argc - optind != 1) {
-        fprintf(stderr, "switchboard consume: expects one QUEUE\n"
-                        "(try `switchboard consume --help`)\n");
-        return SB_EXIT_USAGE;
-    }
+    int rc = sb_client_parse_args(&consume_cmd, argc, argv, o);
+    if (rc != 0)
+        return rc;
+    if (argc - optind != 1)
+        return sb_client_usage_error("consume", "expects one QUEUE");
     o->queue = argv[optind];
     return 0;
 }
@@ -382,7 +369,7 @@ int sb_cli_consume(int argc, char **argv)
     consume_opts o;
     int rc = parse_args(&o, argc, argv);
     if (rc != 0)
-        return rc == -1 ? SB_EXIT_OK : rc;
+        return rc == SB_CLIENT_OPT_HELP ? SB_EXIT_OK : rc;
     install_signals();
     sb_client c;
     if (sb_client_open(&c, sb_client_url(o.url), "switchboard consume", 10000) != 0)

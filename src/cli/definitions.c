@@ -53,12 +53,21 @@ static const struct option long_opts[] = {
     { NULL, 0, NULL, 0 },
 };
 
-static int usage_error(const char *what)
+/* sb_client_cmd.apply for definitions, after the subcommand word; opts is
+ * the management API URL (const char **). This command words its unknown
+ * option error without naming the option. */
+static int apply_opt(void *opts, int opt)
 {
-    fprintf(stderr, "switchboard definitions: %s\n(try `switchboard definitions --help`)\n",
-            what);
-    return SB_EXIT_USAGE;
+    switch (opt) {
+    case 'H': *(const char **)opts = optarg; return 0;
+    case 'h': return SB_CLIENT_OPT_HELP;
+    default: return sb_client_usage_error("definitions", "unknown option or missing value");
+    }
 }
+
+static const sb_client_cmd definitions_cmd = {
+    "definitions", "h", long_opts, apply_opt, usage_text,
+};
 
 static int export_defs(const char *http, const char *file)
 {
@@ -137,30 +146,19 @@ static int import_defs(const char *http, const char *file)
 int sb_cli_definitions(int argc, char **argv)
 {
     const char *http = NULL;
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        fputs(usage_text, argc < 2 ? stderr : stdout);
-        return argc < 2 ? SB_EXIT_USAGE : SB_EXIT_OK;
-    }
+    int rc = sb_client_sub_help(argc, argv, usage_text);
+    if (rc == 0)
+        rc = sb_client_parse_args(&definitions_cmd, argc - 1, argv + 1, &http);
+    if (rc != 0)
+        return rc == SB_CLIENT_OPT_HELP ? SB_EXIT_OK : rc;
     const char *cmd = argv[1];
-    optind = 0;
-    opterr = 0;
-    int opt;
-    while ((opt = getopt_long(argc - 1, argv + 1, "h", long_opts, NULL)) != -1) {
-        if (opt == 'h') {
-            fputs(usage_text, stdout);
-            return SB_EXIT_OK;
-        }
-        if (opt != 'H')
-            return usage_error("unknown option or missing value");
-        http = optarg;
-    }
     if (argc - 1 - optind != 1)
-        return usage_error("expects one FILE");
+        return sb_client_usage_error("definitions", "expects one FILE");
     const char *file = argv[1 + optind];
     http = sb_http_client_url(http);
     if (strcmp(cmd, "export") == 0)
         return export_defs(http, file);
     if (strcmp(cmd, "import") == 0)
         return import_defs(http, file);
-    return usage_error("the commands are export and import");
+    return sb_client_usage_error("definitions", "the commands are export and import");
 }

@@ -98,14 +98,6 @@ static const struct option long_opts[] = {
     { NULL, 0, NULL, 0 },
 };
 
-static int usage_error(const char *fmt, const char *arg)
-{
-    fprintf(stderr, "switchboard dlq: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n(try `switchboard dlq --help`)\n");
-    return SB_EXIT_USAGE;
-}
-
 /* Which options each subcommand takes, so a stray one is an error. */
 static int opt_allowed(const char *cmd, int opt)
 {
@@ -116,49 +108,46 @@ static int opt_allowed(const char *cmd, int opt)
     return opt == OPT_URL || opt == OPT_LIMIT || opt == OPT_TO;
 }
 
-static int apply_opt(dlq_opts *o, int opt)
+/* sb_client_cmd.apply for dlq, after the subcommand word. */
+static int apply_opt(void *opts, int opt)
 {
+    dlq_opts *o = opts;
+    if (opt == 'h')
+        return SB_CLIENT_OPT_HELP;
+    if (opt == '?' || !opt_allowed(o->cmd, opt))
+        return SB_CLIENT_OPT_UNKNOWN;
     switch (opt) {
     case OPT_URL: o->url = optarg; return 0;
     case OPT_HTTP: o->http = optarg; return 0;
     case OPT_TO: o->to = optarg; return 0;
     case OPT_LIMIT:
         return sb_client_parse_u64(optarg, "--limit", 1, UINT32_MAX, &o->limit) ? 2 : 0;
-    default: return SB_EXIT_USAGE;
+    default: return SB_CLIENT_OPT_UNKNOWN;
     }
 }
 
-/* Returns 0, -1 after printing --help, or an exit status. */
+static const sb_client_cmd dlq_cmd = { "dlq", "h", long_opts, apply_opt, usage_text };
+
+/* Returns 0, SB_CLIENT_OPT_HELP after printing --help, or an exit status. */
 static int parse_args(dlq_opts *o, int argc, char **argv)
 {
     memset(o, 0, sizeof *o);
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        fputs(usage_text, argc < 2 ? stderr : stdout);
-        return argc < 2 ? SB_EXIT_USAGE : -1;
-    }
+    int rc = sb_client_sub_help(argc, argv, usage_text);
+    if (rc != 0)
+        return rc;
     o->cmd = argv[1];
     if (strcmp(o->cmd, "list") != 0 && strcmp(o->cmd, "show") != 0 &&
         strcmp(o->cmd, "replay") != 0)
-        return usage_error("unknown command '%s' (list, show or replay)", o->cmd);
-    optind = 0;
-    opterr = 0;
-    int opt;
-    while ((opt = getopt_long(argc - 1, argv + 1, "h", long_opts, NULL)) != -1) {
-        if (opt == 'h') {
-            fputs(usage_text, stdout);
-            return -1;
-        }
-        if (opt == '?' || !opt_allowed(o->cmd, opt))
-            return usage_error("unknown option or missing value: %s", argv[optind]);
-        int rc = apply_opt(o, opt);
-        if (rc != 0)
-            return rc;
-    }
+        return sb_client_usage_error("dlq", "unknown command '%s' (list, show or replay)",
+                                     o->cmd);
+    rc = sb_client_parse_args(&dlq_cmd, argc - 1, argv + 1, o);
+    if (rc != 0)
+        return rc;
     int rest = argc - 1 - optind;
     if (rest == 1)
         o->queue = argv[1 + optind];
     if (rest > 1 || (rest == 0 && strcmp(o->cmd, "list") != 0))
-        return usage_error("%s expects one QUEUE", o->cmd);
+        return sb_client_usage_error("dlq", "%s expects one QUEUE", o->cmd);
     return 0;
 }
 
@@ -744,7 +733,7 @@ int sb_cli_dlq(int argc, char **argv)
     dlq_opts o;
     int rc = parse_args(&o, argc, argv);
     if (rc != 0)
-        return rc == -1 ? SB_EXIT_OK : rc;
+        return rc == SB_CLIENT_OPT_HELP ? SB_EXIT_OK : rc;
     if (strcmp(o.cmd, "show") == 0)
         return run_show(&o);
     if (strcmp(o.cmd, "replay") == 0)

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/client.h"
@@ -91,29 +90,15 @@ static const struct option long_opts[] = {
     { NULL, 0, NULL, 0 },
 };
 
-static int usage_error(const char *msg)
+/* sb_client_cmd.apply for publish. */
+static int apply_opt(void *opts, int opt)
 {
-    fprintf(stderr, "switchboard publish: %s\n(try `switchboard publish --help`)\n", msg);
-    return SB_EXIT_USAGE;
-}
-
-static int add_header(publish_opts *o, const char *kv)
-{
-    if (strchr(kv, '=') == NULL || kv[0] == '=')
-        return usage_error("--header expects KEY=VALUE");
-    if (o->n_headers == MAX_HEADERS)
-        return usage_error("too many --header options (at most 64)");
-    o->headers[o->n_headers++] = kv;
-    return 0;
-}
-
-/* Handles one option; returns 0, -1 for --help, or an exit status. */
-static int apply_opt(publish_opts *o, int opt)
-{
+    publish_opts *o = opts;
     uint64_t v;
     switch (opt) {
     case OPT_URL: o->url = optarg; return 0;
-    case OPT_HEADER: return add_header(o, optarg);
+    case OPT_HEADER:
+        return sb_client_add_header("publish", o->headers, &o->n_headers, MAX_HEADERS, optarg);
     case OPT_PERSISTENT: o->persistent = 1; return 0;
     case OPT_CONFIRM: o->confirm = 1; return 0;
     case OPT_MANDATORY: o->mandatory = 1; return 0;
@@ -131,62 +116,28 @@ static int apply_opt(publish_opts *o, int opt)
     case OPT_TIMEOUT:
         return sb_client_parse_u64(optarg, "--timeout", 1, 86400, &o->timeout_s) != 0
                    ? SB_EXIT_USAGE : 0;
-    case 'h': return -1;
-    default: return SB_EXIT_USAGE;
+    case 'h': return SB_CLIENT_OPT_HELP;
+    default: return SB_CLIENT_OPT_UNKNOWN;
     }
 }
 
+static const sb_client_cmd publish_cmd = { "publish", "h", long_opts, apply_opt, usage_text };
+
+/* Returns 0, SB_CLIENT_OPT_HELP after printing --help, or an exit status. */
 static int parse_args(publish_opts *o, int argc, char **argv)
 {
     memset(o, 0, sizeof *o);
     o->count = 1;
     o->timeout_s = 30;
-    optind = 0;  /* full reinitialisation of GNU getopt */
-    opterr = 0;  /* we word the errors ourselves */
-    int opt;
-    while ((opt = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
-        if (opt == '?') {
-            fprintf(stderr, "switchboard publish: unknown option or missing value: %s\n"
-                            "(try `switchboard publish --help`)\n", argv[optind - 1]);
-            return SB_EXIT_USAGE;
-        }
-        int rc = apply_opt(o, opt);
-        if (rc == -1) {
-            fputs(usage_text, stdout);
-            return -1;
-        }
-        if (rc != 0)
-            return rc;
-    }
+    int rc = sb_client_parse_args(&publish_cmd, argc, argv, o);
+    if (rc != 0)
+        return rc;
     int npos = argc - optind;
     if (npos < 2 || npos > 3)
-        return usage_error("expects EXCHANGE ROUTING_KEY [BODY | -]");
+        return sb_client_usage_error("publish", "expects EXCHANGE ROUTING_KEY [BODY | -]");
     o->exchange = argv[optind];
     o->routing_key = argv[optind + 1];
     o->body_arg = npos == 3 ? argv[optind + 2] : NULL;
-    return 0;
-}
-
-static int read_body(const publish_opts *o, sb_buf *body)
-{
-    if (o->body_arg != NULL && strcmp(o->body_arg, "-") != 0) {
-        sb_buf_append(body, o->body_arg, strlen(o->body_arg));
-        return 0;
-    }
-    if (isatty(STDIN_FILENO))
-        fprintf(stderr, "switchboard publish: reading the body from standard input "
-                        "(end with Ctrl-D)\n");
-    for (;;) {
-        sb_buf_reserve(body, 65536);
-        size_t n = fread(body->data + body->len, 1, body->cap - body->len, stdin);
-        body->len += n;
-        if (n == 0)
-            break;
-    }
-    if (ferror(stdin)) {
-        perror("switchboard publish: reading standard input");
-        return -1;
-    }
     return 0;
 }
 
@@ -212,16 +163,7 @@ static void build_props(const publish_opts *o, amqp_basic_properties_t *p,
             *strs[i].field = amqp_cstring_bytes(strs[i].v);
         }
     }
-    if (o->n_headers == 0)
-        return;
-    for (int i = 0; i < o->n_headers; i++) {
-        const char *eq = strchr(o->headers[i], '=');
-        entries[i].key = (amqp_bytes_t){ (size_t)(eq - o->headers[i]), (void *)o->headers[i] };
-        entries[i].value.kind = AMQP_FIELD_KIND_UTF8;
-        entries[i].value.value.bytes = amqp_cstring_bytes(eq + 1);
-    }
-    p->_flags |= AMQP_BASIC_HEADERS_FLAG;
-    p->headers = (amqp_table_t){ o->n_headers, entries };
+    sb_client_set_headers(p, o->headers, o->n_headers, entries);
 }
 
 /* A named exchange is checked up front so that a typo gets "no exchange
@@ -311,9 +253,9 @@ int sb_cli_publish(int argc, char **argv)
     publish_opts o;
     int rc = parse_args(&o, argc, argv);
     if (rc != 0)
-        return rc == -1 ? SB_EXIT_OK : rc;
+        return rc == SB_CLIENT_OPT_HELP ? SB_EXIT_OK : rc;
     sb_buf body = SB_BUF_INIT;
-    if (read_body(&o, &body) != 0) {
+    if (sb_client_read_body(o.body_arg, &body, "publish") != 0) {
         sb_buf_free(&body);
         return SB_EXIT_FAIL;
     }

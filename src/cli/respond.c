@@ -109,15 +109,10 @@ static const struct option long_opts[] = {
     { NULL, 0, NULL, 0 },
 };
 
-static int usage_error(const char *msg)
+/* sb_client_cmd.apply for respond. */
+static int apply_opt(void *opts, int opt)
 {
-    fprintf(stderr, "switchboard respond: %s\n(try `switchboard respond --help`)\n", msg);
-    return SB_EXIT_USAGE;
-}
-
-/* Handles one option; returns 0, -1 for --help, or an exit status. */
-static int apply_opt(respond_opts *o, int opt)
-{
+    respond_opts *o = opts;
     int bad = 0;
     switch (opt) {
     case OPT_URL: o->url = optarg; break;
@@ -135,11 +130,13 @@ static int apply_opt(respond_opts *o, int opt)
         bad = sb_client_parse_duration_ms(optarg, "--shutdown-timeout", 3600 * 1000,
                                           &o->shutdown_ms);
         break;
-    case 'h': return -1;
-    default: return SB_EXIT_USAGE;
+    case 'h': return SB_CLIENT_OPT_HELP;
+    default: return SB_CLIENT_OPT_UNKNOWN;
     }
     return bad ? SB_EXIT_USAGE : 0;
 }
+
+static const sb_client_cmd respond_cmd = { "respond", "h", long_opts, apply_opt, usage_text };
 
 /* Is COMMAND something posix_spawnp can run? Checked up front so that a
  * typo is a usage error, not a stream of rejected requests. */
@@ -164,6 +161,7 @@ static int command_exists(const char *cmd)
     }
 }
 
+/* Returns 0, SB_CLIENT_OPT_HELP after printing --help, or an exit status. */
 static int parse_args(respond_opts *o, int argc, char **argv)
 {
     memset(o, 0, sizeof *o);
@@ -174,25 +172,11 @@ static int parse_args(respond_opts *o, int argc, char **argv)
     int dash = 1;
     while (dash < argc && strcmp(argv[dash], "--") != 0)
         dash++;
-    optind = 0;  /* full reinitialisation of GNU getopt */
-    opterr = 0;  /* we word the errors ourselves */
-    int opt;
-    while ((opt = getopt_long(dash, argv, "h", long_opts, NULL)) != -1) {
-        if (opt == '?') {
-            fprintf(stderr, "switchboard respond: unknown option or missing value: %s\n"
-                            "(try `switchboard respond --help`)\n", argv[optind - 1]);
-            return SB_EXIT_USAGE;
-        }
-        int rc = apply_opt(o, opt);
-        if (rc == -1) {
-            fputs(usage_text, stdout);
-            return -1;
-        }
-        if (rc != 0)
-            return rc;
-    }
+    int rc = sb_client_parse_args(&respond_cmd, dash, argv, o);
+    if (rc != 0)
+        return rc;
     if (dash - optind != 1 || dash + 1 >= argc)
-        return usage_error("expects QUEUE -- COMMAND [ARGS...]");
+        return sb_client_usage_error("respond", "expects QUEUE -- COMMAND [ARGS...]");
     o->queue = argv[optind];
     o->command = argv + dash + 1;
     if (o->prefetch == 0)
@@ -843,7 +827,7 @@ int sb_cli_respond(int argc, char **argv)
     respond_opts o;
     int rc = parse_args(&o, argc, argv);
     if (rc != 0)
-        return rc == -1 ? SB_EXIT_OK : rc;
+        return rc == SB_CLIENT_OPT_HELP ? SB_EXIT_OK : rc;
     responder r = { .o = &o, .sigfd = setup_signals() };
     if (r.sigfd < 0) {
         perror("switchboard respond: signalfd");
