@@ -144,14 +144,12 @@ sb_msg_new(sb_str props_raw, sb_str exchange, sb_str routing_key, uint64_t body_
     m->delivery_mode = delivery_mode;
     m->priority = priority;
     m->expiration_ms = -1;
-    m->body_filled = 0;
     if (props_raw.len)
         memcpy(m->data, props_raw.p, props_raw.len);
     if (exchange.len)
         memcpy(m->data + props_raw.len, exchange.p, exchange.len);
     if (routing_key.len)
         memcpy(m->data + props_raw.len + exchange.len, routing_key.p, routing_key.len);
-    m->body = m->data + head;
     return m;
 }
 

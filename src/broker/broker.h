@@ -91,13 +91,11 @@ struct sb_msg {
     uint8_t delivery_mode;   /* 2 = persistent */
     uint8_t priority;
     int64_t expiration_ms;   /* the expiration property, -1 when absent */
-    uint64_t body_filled;    /* bytes of body received so far */
-    uint8_t *body;           /* points into data[] */
     uint8_t data[];          /* props | exchange | routing key | body */
 };
 
 /* New message with room for body_len bytes of body (filled by the caller
- * through body/body_filled). Copies props, exchange and routing key.
+ * through sb_msg_body). Copies props, exchange and routing key.
  * Returns NULL if body_len is over the limit's allocation (sb_try_malloc).
  * New reference. */
 sb_msg *sb_msg_new(sb_str props_raw, sb_str exchange, sb_str routing_key, uint64_t body_len,
@@ -110,6 +108,12 @@ static inline sb_str sb_msg_exchange(const sb_msg *m)
 static inline sb_str sb_msg_rk(const sb_msg *m)
 {
     return sb_str_make(m->data + m->props_len + m->exchange_len, m->rk_len);
+}
+/* The body: body_len bytes after the routing key (no pointer is kept, to
+ * keep a queued message small). */
+static inline uint8_t *sb_msg_body(const sb_msg *m)
+{
+    return (uint8_t *)m->data + m->props_len + m->exchange_len + m->rk_len;
 }
 static inline sb_msg *sb_msg_ref(sb_msg *m) { sb_rc_ref(&m->rc); return m; }
 static inline void sb_msg_unref(sb_msg *m) { if (m) sb_rc_unref(&m->rc); }

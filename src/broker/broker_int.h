@@ -100,11 +100,16 @@ typedef struct sb_qentry {
     uint64_t expires_at;    /* monotonic ms; 0: never */
     uint8_t prio;           /* effective priority (capped at x-max-priority) */
     bool redelivered;
-    bool stored;            /* has a record in the store (loc, msg_id) */
     bool marked;            /* its DELIVERED mark is recorded */
+    struct sb_store_ref *ref; /* its record in the store, or NULL: kept apart so
+                                 that a transient message's entry stays small */
+} sb_qentry;
+
+/* Where a queued message's log record is (durable.c). */
+typedef struct sb_store_ref {
     uint64_t msg_id;
     sb_store_loc loc;
-} sb_qentry;
+} sb_store_ref;
 
 typedef enum sb_overflow {
     SB_OVERFLOW_DROP_HEAD,
@@ -344,6 +349,8 @@ sb_broker__queue_persists(const sb_queue *q)
 }
 /* Logs e (a persistent message entering q). Returns 0 or -errno. */
 int sb_broker__store_append(sb_queue *q, sb_qentry *e);
+/* Gives e the record (loc, msg_id), as recovery and paging find it. */
+void sb_broker__qentry_set_ref(sb_qentry *e, const sb_store_loc *loc, uint64_t msg_id);
 /* A delayed exchange's held message, logged with when it is due. */
 int sb_broker__store_append_delayed(sb_exchange *x, sb_qentry *e, uint64_t due_wall_ms);
 void sb_broker__store_remove_delayed(sb_exchange *x, sb_qentry *e);

@@ -31,8 +31,7 @@ sb_broker__msg_with_props(const sb_msg *m, const sb_amqp_props *p, sb_str exchan
     sb_buf_free(&raw);
     if (n == NULL)
         return NULL;
-    memcpy(n->body, m->body, m->body_len);
-    n->body_filled = m->body_len;
+    memcpy(sb_msg_body(n), sb_msg_body(m), m->body_len);
     n->expiration_ms = (p->flags & SB_PROP_EXPIRATION) ? m->expiration_ms : -1;
     return n;
 }

@@ -30,6 +30,7 @@ delayed_free(sb_broker *b, sb_delayed *d)
     } else if (d->entry != NULL) {
         sb_broker__store_remove_delayed(d->exchange, d->entry);
         sb_msg_unref(d->entry->msg);
+        sb_free(d->entry->ref);  /* still set when the broker is only shutting down */
         sb_free(d->entry);
     }
     sb_free(d);
@@ -107,9 +108,7 @@ sb_broker__delay_restore(sb_exchange *x, sb_msg *m, const sb_store_msg *r, uint6
     sb_qentry *e = sb_calloc(1, sizeof *e);
 
     e->msg = sb_msg_ref(m);
-    e->stored = true;
-    e->loc = r->loc;
-    e->msg_id = r->msg_id;
+    sb_broker__qentry_set_ref(e, &r->loc, r->msg_id);
     /* With no loop (never in serve) it is due at once. */
     hold(b, &x->delayed_msgs, e, due_wall_ms > now ? due_wall_ms - now : 0, x, NULL);
 }

@@ -60,19 +60,22 @@ record_append(sb_broker *b, uint32_t id, const char *owner, sb_qentry *e, uint64
 
     if (b->store == NULL)
         return 0;
+
+    sb_store_loc loc;
+    uint64_t msg_id = ++b->next_msg_id;
+
     encode_header(&b->scratch, m, due_wall_ms);
-    e->msg_id = ++b->next_msg_id;
-    rc = sb_store_append(b->store, id, e->msg_id, sb_str_make(b->scratch.data, b->scratch.len),
-                         sb_str_make(m->body, m->body_len), &e->loc);
+    rc = sb_store_append(b->store, id, msg_id, sb_str_make(b->scratch.data, b->scratch.len),
+                         sb_str_make(sb_msg_body(m), m->body_len), &loc);
     if (rc < 0) {
         sb_log(SB_LOG_WARN, "store", "cannot log a persistent message for '%s': %s", owner,
                strerror(-rc));
         return rc;
     }
-    e->stored = true;
+    sb_broker__qentry_set_ref(e, &loc, msg_id);
     b->store_dirty = true;
-    if (e->loc.pos > b->publish_pos)
-        b->publish_pos = e->loc.pos;
+    if (loc.pos > b->publish_pos)
+        b->publish_pos = loc.pos;
     return 0;
 }
 
@@ -83,11 +86,21 @@ record_remove(sb_vhost *v, uint32_t id, sb_qentry *e)
 
     if (v->closing)
         return;  /* the broker is shutting down, not deleting: keep the record */
-    if (b->store != NULL && e->stored) {
-        sb_store_remove(b->store, id, e->msg_id, &e->loc);
+    if (b->store != NULL && e->ref != NULL) {
+        sb_store_remove(b->store, id, e->ref->msg_id, &e->ref->loc);
         b->store_dirty = true;
     }
-    e->stored = false;
+    sb_free(e->ref);
+    e->ref = NULL;
+}
+
+void
+sb_broker__qentry_set_ref(sb_qentry *e, const sb_store_loc *loc, uint64_t msg_id)
+{
+    if (e->ref == NULL)
+        e->ref = sb_malloc(sizeof *e->ref);
+    e->ref->loc = *loc;
+    e->ref->msg_id = msg_id;
 }
 
 int
@@ -130,9 +143,9 @@ sb_broker__store_delivered(sb_queue *q, sb_qentry *e)
 {
     sb_broker *b = q->vhost->broker;
 
-    if (b->store == NULL || !e->stored || e->marked)
+    if (b->store == NULL || e->ref == NULL || e->marked)
         return;
-    sb_store_mark_delivered(b->store, q->id, e->msg_id, &e->loc);
+    sb_store_mark_delivered(b->store, q->id, e->ref->msg_id, &e->ref->loc);
     e->marked = true;
     b->store_dirty = true;
 }

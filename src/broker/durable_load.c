@@ -233,8 +233,7 @@ msg_from_record(const sb_store_msg *r, uint64_t *due)
     sb_arena_free(&a);
     if (m == NULL)
         return NULL;
-    memcpy(m->body, r->body.p, r->body.len);
-    m->body_filled = r->body.len;
+    memcpy(sb_msg_body(m), r->body.p, r->body.len);
     return m;
 }
 

@@ -172,8 +172,9 @@ sb_queue_declare(sb_vhost *v, const sb_queue_decl *d, sb_queue_info *out, sb_err
 void
 sb_broker__qentry_free(sb_queue *q, sb_qentry *e)
 {
-    if (e->stored && q != NULL)
+    if (e->ref != NULL && q != NULL)
         sb_broker__store_remove(q, e);
+    sb_free(e->ref);  /* still set when the broker is only shutting down */
     sb_msg_unref(e->msg);
     sb_free(e);
 }
@@ -219,7 +220,7 @@ sb_broker__queue_destroy(sb_queue *q, bool notify_consumers)
         sb_broker__consumer_free(SB_CONTAINER_OF(it, sb_consumer, qlink), notify_consumers);
     sb_list_foreach_safe(it, tmp, &q->unacked) {
         sb_unacked *u = SB_CONTAINER_OF(it, sb_unacked, qlink);
-        if (u->entry->stored)
+        if (u->entry->ref != NULL)
             sb_broker__store_remove(q, u->entry);
         u->queue = NULL;
         sb_list_remove(&u->qlink);
@@ -347,7 +348,8 @@ qentry_new(sb_queue *q, sb_msg *m)
     e->msg = sb_msg_ref(m);
     e->seq = q->next_seq++;
     e->redelivered = false;
-    e->stored = e->marked = false;
+    e->marked = false;
+    e->ref = NULL;
     e->prio = m->priority < q->cfg.max_priority ? m->priority : q->cfg.max_priority;
     e->expires_at = sb_broker__expiry_for(q, m, sb_broker__now(q->vhost->broker));
     return e;
@@ -412,9 +414,7 @@ sb_broker__queue_unspill(sb_queue *q, sb_msg *m, const sb_store_loc *loc, uint64
 
     q->next_seq--;               /* qentry_new took one: this one is older */
     e->seq = q->spill_seq++;
-    e->stored = true;
-    e->loc = *loc;
-    e->msg_id = msg_id;
+    sb_broker__qentry_set_ref(e, loc, msg_id);
     e->redelivered = e->marked = delivered;
     sb_list_insert_before(&q->marker->link, &e->link);
     q->inmem++;                  /* ready_count and ready_bytes counted it already */
@@ -427,9 +427,7 @@ sb_broker__queue_restore(sb_queue *q, sb_msg *m, const sb_store_loc *loc, uint64
     sb_qentry *e = qentry_new(q, m);
     sb_list *at = &q->ready;
 
-    e->stored = true;
-    e->loc = *loc;
-    e->msg_id = msg_id;
+    sb_broker__qentry_set_ref(e, loc, msg_id);
     e->redelivered = e->marked = delivered;
     while (q->cfg.max_priority && at->prev != &q->ready &&
            SB_CONTAINER_OF(at->prev, sb_qentry, link)->prio < e->prio)

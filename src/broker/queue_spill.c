@@ -58,7 +58,8 @@ can_spill(const sb_queue *q, const sb_qentry *e)
 {
     const sb_store *st = q->vhost->broker->store;
 
-    return st != NULL && e->stored && e->loc.pos <= sb_store_durable_pos(st) && !e->redelivered &&
+    return st != NULL && e->ref != NULL && e->ref->loc.pos <= sb_store_durable_pos(st) &&
+           !e->redelivered &&
            e->expires_at == 0;
 }
 
@@ -77,14 +78,16 @@ sb_broker__queue_spill(sb_queue *q)
     }
     while ((it = q->marker->link.next) != &q->ready) {
         sb_qentry *e = SB_CONTAINER_OF(it, sb_qentry, link);
-        sb_spilled sp = { e->loc.segment, e->loc.offset,
-                          (uint32_t)e->msg->body_len | (e->marked ? SB_SPILL_DELIVERED : 0) };
+        sb_spilled sp;
         if (!can_spill(q, e))
             break;
+        sp = (sb_spilled){ e->ref->loc.segment, e->ref->loc.offset,
+                           (uint32_t)e->msg->body_len | (e->marked ? SB_SPILL_DELIVERED : 0) };
         sb_buf_append(&q->spill, &sp, sizeof sp);
         sb_list_remove(&e->link);
         q->inmem--;
         sb_msg_unref(e->msg);
+        sb_free(e->ref);
         sb_free(e);
     }
 }

@@ -100,7 +100,7 @@ preview_json(const sb_msg *m, const char **encoding)
 {
     static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     size_t n = m->body_len < PREVIEW_BYTES ? (size_t)m->body_len : PREVIEW_BYTES;
-    json_t *s = json_stringn((const char *)m->body, n);
+    json_t *s = json_stringn((const char *)sb_msg_body(m), n);
     char out[(PREVIEW_BYTES + 2) / 3 * 4 + 1];
     size_t w = 0;
 
@@ -109,8 +109,8 @@ preview_json(const sb_msg *m, const char **encoding)
         return s;
     *encoding = "base64";
     for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)m->body[i] << 16 | (i + 1 < n ? (uint32_t)m->body[i + 1] << 8 : 0) |
-                     (i + 2 < n ? m->body[i + 2] : 0);
+        uint32_t v = (uint32_t)sb_msg_body(m)[i] << 16 | (i + 1 < n ? (uint32_t)sb_msg_body(m)[i + 1] << 8 : 0) |
+                     (i + 2 < n ? sb_msg_body(m)[i + 2] : 0);
         out[w++] = tab[v >> 18 & 63];
         out[w++] = tab[v >> 12 & 63];
         out[w++] = i + 1 < n ? tab[v >> 6 & 63] : '=';
@@ -240,7 +240,7 @@ replay_one(replay_ctx *c, sb_bchan *ch, const sb_deliver_info *d, uint32_t n, sb
         leave(c, d, n, "its target is '%.*s' itself", target);
         return 0;
     }
-    m = sb_http__msg_new(&p, SB_STR_LIT(""), target, d->msg->body, (size_t)d->msg->body_len);
+    m = sb_http__msg_new(&p, SB_STR_LIT(""), target, sb_msg_body(d->msg), (size_t)d->msg->body_len);
     if (m == NULL)
         return sb_error_set(err, SB_RESOURCE_ERROR, "out of memory for a %llu-byte message",
                             (unsigned long long)d->msg->body_len);

@@ -157,8 +157,7 @@ sb_http__msg_new(const sb_amqp_props *p, sb_str exchange, sb_str rk, const void 
     if (m == NULL)
         return NULL;
     if (body_len > 0)
-        memcpy(m->body, body, body_len);
-    m->body_filled = body_len;
+        memcpy(sb_msg_body(m), body, body_len);
     m->expiration_ms = expiration_ms(p);
     return m;
 }

@@ -89,7 +89,7 @@ static struct MHD_Response *
 reply_response(const sb_msg *m, const sb_amqp_props *p, const char *corr_id)
 {
     struct MHD_Response *resp =
-        MHD_create_response_from_buffer((size_t)m->body_len, m->body, MHD_RESPMEM_MUST_COPY);
+        MHD_create_response_from_buffer((size_t)m->body_len, sb_msg_body(m), MHD_RESPMEM_MUST_COPY);
     char ct[256];
 
     if (resp == NULL)

@@ -77,11 +77,11 @@ send_header_body(sb_sconn *sc, sb_buf *b, uint16_t ch, sb_msg *msg)
         if (n <= COPY_MAX) {
             p = sb_buf_extend(b, SB_AMQP_FRAME_OVERHEAD + n);
             p = put_frame_start(p, SB_AMQP_FRAME_BODY, ch, (uint32_t)n);
-            memcpy(p, msg->body + off, n);
+            memcpy(p, sb_msg_body(msg) + off, n);
             p[n] = SB_AMQP_FRAME_END;
         } else {
             sb_amqp_frame_start_encode(b, SB_AMQP_FRAME_BODY, ch, (uint32_t)n);
-            sb_conn_write_ref(sc->net, msg->body + off, n, &msg->rc);
+            sb_conn_write_ref(sc->net, sb_msg_body(msg) + off, n, &msg->rc);
             b = sb_conn_outbuf(sc->net);
             sb_amqp_frame_end_encode(b);
         }

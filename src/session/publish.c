@@ -177,6 +177,7 @@ sb_session__content_header(sb_chan *ch, const sb_amqp_frame *f, sb_error *err)
         return sb_error_set(err, SB_RESOURCE_ERROR, "out of memory for a %llu-byte message",
                             (unsigned long long)h.body_size);
     ch->pub_msg->expiration_ms = expiration;
+    ch->pub_filled = 0;
     ch->ca = CA_BODY;
     if (h.body_size == 0)
         return publish_complete(ch, err);
@@ -188,13 +189,13 @@ sb_session__content_body(sb_chan *ch, const sb_amqp_frame *f, sb_error *err)
 {
     sb_msg *m = ch->pub_msg;
 
-    if (f->payload.len > m->body_len - m->body_filled)
+    if (f->payload.len > m->body_len - ch->pub_filled)
         return sb_error_set(err, SB_FRAME_ERROR,
                             "body frames carry more than the %llu bytes the header declared",
                             (unsigned long long)m->body_len);
-    memcpy(m->body + m->body_filled, f->payload.p, f->payload.len);
-    m->body_filled += f->payload.len;
-    if (m->body_filled == m->body_len)
+    memcpy(sb_msg_body(m) + ch->pub_filled, f->payload.p, f->payload.len);
+    ch->pub_filled += f->payload.len;
+    if (ch->pub_filled == m->body_len)
         return publish_complete(ch, err);
     return 0;
 }

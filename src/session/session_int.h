@@ -103,6 +103,7 @@ struct sb_chan {
     uint16_t pub_exchange_len, pub_rk_len;
     uint8_t pub_exchange[256], pub_rk[256];
     sb_msg *pub_msg;
+    uint64_t pub_filled;        /* body bytes of pub_msg received so far */
     /* publisher confirms */
     bool confirm;
     uint64_t pub_seq;           /* last publish sequence number */

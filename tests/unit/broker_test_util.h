@@ -48,8 +48,7 @@ tb_msg(const char *exchange, const char *rk, const char *body)
     sb_msg *m = sb_msg_new(SB_STR_NULL, sb_str_c(exchange), sb_str_c(rk), n, 1, 0);
 
     assert_non_null(m);
-    memcpy(m->body, body, n);
-    m->body_filled = n;
+    memcpy(sb_msg_body(m), body, n);
     return m;
 }
 
@@ -201,9 +200,9 @@ tb_on_deliver(sb_consumer *c, const sb_deliver_info *d, void *ud)
     snprintf(r->tag, sizeof r->tag, "%.*s", SB_STR_ARGS(d->consumer_tag));
     r->dtag = d->delivery_tag;
     r->redelivered = d->redelivered;
-    n = d->msg->body_filled < sizeof r->body - 1 ? (size_t)d->msg->body_filled
-                                                  : sizeof r->body - 1;
-    memcpy(r->body, d->msg->body, n);
+    n = d->msg->body_len < sizeof r->body - 1 ? (size_t)d->msg->body_len
+                                               : sizeof r->body - 1;
+    memcpy(r->body, sb_msg_body(d->msg), n);
     r->body[n] = '\0';
     r->msg = d->msg;
 }

@@ -300,13 +300,13 @@ basic_get_returns_the_head_and_how_many_remain(void **state)
     assert_int_equal(d.delivery_tag, 1);
     assert_false(d.redelivered);
     assert_int_equal(d.consumer_tag.len, 0);
-    assert_memory_equal(d.msg->body, "m0", 2);
+    assert_memory_equal(sb_msg_body(d.msg), "m0", 2);
     assert_int_equal(d.msg->rc.refs, 2);    /* the caller's new reference + unacked */
     sb_msg_unref(d.msg);
     /* Rejected with requeue, it comes back first and redelivered. */
     assert_int_equal(sb_bchan_nack(ch, 1, false, true, &err), 0);
     assert_int_equal(sb_bchan_get(ch, SB_STR_LIT("g"), false, &d, &err), 0);
-    assert_memory_equal(d.msg->body, "m0", 2);
+    assert_memory_equal(sb_msg_body(d.msg), "m0", 2);
     assert_true(d.redelivered);
     assert_int_equal(d.message_count, 2);
     assert_int_equal(d.delivery_tag, 2);

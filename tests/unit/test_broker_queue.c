@@ -477,7 +477,7 @@ x_max_length_drops_the_oldest_messages_past_the_limit(void **state)
     tb_pub_n(v, "capped", "m", 3);
     assert_int_equal(tb_ready(v, "capped"), 2);
     assert_int_equal(sb_bchan_get(ch, SB_STR_LIT("capped"), true, &di, &err), 0);
-    assert_memory_equal(di.msg->body, "m1", 2);
+    assert_memory_equal(sb_msg_body(di.msg), "m1", 2);
     sb_msg_unref(di.msg);
     sb_bchan_free(ch);
     sb_broker_free(b);
@@ -508,15 +508,14 @@ x_max_priority_delivers_higher_priority_messages_first(void **state)
         sb_msg *m;
         snprintf(body, sizeof body, "p%u", prios[i]);
         m = sb_msg_new(SB_STR_NULL, SB_STR_LIT(""), SB_STR_LIT("prio"), 2, 1, prios[i]);
-        memcpy(m->body, body, 2);
-        m->body_filled = 2;
+        memcpy(sb_msg_body(m), body, 2);
         assert_int_equal(sb_publish(v, m, NULL, &res, &err), 0);
         sb_msg_unref(m);
     }
     for (int i = 0; i < 3; i++) {
         static const char *const want[] = { "p9", "p5", "p1" };
         assert_int_equal(sb_bchan_get(ch, SB_STR_LIT("prio"), true, &di, &err), 0);
-        assert_memory_equal(di.msg->body, want[i], 2);
+        assert_memory_equal(sb_msg_body(di.msg), want[i], 2);
         sb_msg_unref(di.msg);
     }
     sb_bchan_free(ch);
