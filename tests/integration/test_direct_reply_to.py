@@ -117,3 +117,39 @@ def test_reply_to_an_unknown_or_gone_requester_is_unroutable(connect):
     client.close()
     with pytest.raises(UnroutableError):
         server.basic_publish("", address, b"late", mandatory=True)
+
+
+def test_rpc_with_an_exclusive_reply_queue_and_correlation_ids(connect):
+    """The classic pattern: the caller's own exclusive, server-named reply queue; replies
+    matched by correlation_id, including one for a request the caller no longer tracks."""
+    import threading
+
+    server = connect().channel()
+    rq = server.queue_declare("", exclusive=True).method.queue
+
+    def serve():
+        for method, props, body in server.consume(rq, inactivity_timeout=5):
+            if method is None:
+                return
+            server.basic_publish("", props.reply_to, body.upper(),
+                                 pika.BasicProperties(correlation_id=props.correlation_id))
+            server.basic_ack(method.delivery_tag)
+            if body == b"last":
+                return
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    caller = connect().channel()
+    reply_q = caller.queue_declare("", exclusive=True).method.queue
+    caller.confirm_delivery()
+    for i, body in enumerate([b"one", b"two", b"last"]):
+        caller.basic_publish("", rq, body, pika.BasicProperties(reply_to=reply_q,
+                                                                correlation_id=f"c{i}"))
+    got = {}
+    for method, props, body in caller.consume(reply_q, auto_ack=True, inactivity_timeout=5):
+        assert method is not None, f"replies missing: got {got}"
+        got[props.correlation_id] = body
+        if len(got) == 3:
+            break
+    t.join(5)
+    assert got == {"c0": b"ONE", "c1": b"TWO", "c2": b"LAST"}

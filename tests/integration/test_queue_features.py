@@ -162,6 +162,22 @@ def test_x_death_counts_repeated_deaths_and_puts_the_latest_first(ch):
     assert (p.headers["x-first-death-queue"], p.headers["x-first-death-reason"]) == (q1, "rejected")
 
 
+def test_an_automatic_dead_letter_cycle_is_dropped_instead_of_looping(ch):
+    """q1 and q2 expire into each other; with no rejection in the cycle, RabbitMQ drops the
+    message when it would come back to a queue it already died in."""
+    q1, q2, seen = unique("q1"), unique("q2"), unique("seen")
+    ch.queue_declare(seen, exclusive=True)
+    ch.queue_declare(q1, exclusive=True, arguments={
+        "x-message-ttl": 30, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": q2})
+    ch.queue_declare(q2, exclusive=True, arguments={
+        "x-message-ttl": 30, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": q1})
+    ch.confirm_delivery()
+    ch.basic_publish("", q1, b"round")
+    time.sleep(0.5)   # many TTLs: a loop would still be going
+    for q in (q1, q2):
+        assert ch.queue_declare(q, passive=True).method.message_count == 0
+
+
 def test_dead_lettering_keeps_cc_header_and_records_cc_routing_keys(ch, dlx):
     x, dq = dlx
     q = queue(ch, **{"x-dead-letter-exchange": x})
