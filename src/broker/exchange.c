@@ -336,10 +336,11 @@ sb_broker__route(sb_vhost *v, sb_exchange *x, sb_str key, const sb_amqp_table *h
     route_into(v, x, key, headers, out, 0);
 }
 
-int
-sb_publish_check(sb_vhost *v, sb_str exchange, sb_error *err)
+/* The exchange a publish names, if it may be published to. */
+static int
+publish_target(sb_vhost *v, sb_str exchange, sb_exchange **out, sb_error *err)
 {
-    sb_exchange *x = sb_broker__exchange_find(v, exchange);
+    sb_exchange *x = *out = sb_broker__exchange_find(v, exchange);
 
     if (x == NULL)
         return not_found(v, exchange, err);
@@ -348,6 +349,14 @@ sb_publish_check(sb_vhost *v, sb_str exchange, sb_error *err)
                             "cannot publish to internal exchange '%.*s' in vhost '%s'",
                             SB_STR_ARGS(exchange), v->name);
     return 0;
+}
+
+int
+sb_publish_check(sb_vhost *v, sb_str exchange, sb_error *err)
+{
+    sb_exchange *x;
+
+    return publish_target(v, exchange, &x, err);
 }
 
 /* Routes key from x (the default exchange: the queue named key). */
@@ -427,13 +436,12 @@ sb_publish(sb_vhost *v, sb_msg *m, const sb_amqp_table *headers, sb_publish_resu
     res->rejected = false;
     res->durable_pos = 0;
     v->broker->publish_pos = 0;
-    if ((rc = sb_publish_check(v, xname, err)) != 0)
+    if ((rc = publish_target(v, xname, &x, err)) != 0)
         return rc;
     if (xname.len == 0 && sb_str_has_prefix(key, SB_REPLY_TO_QUEUE ".")) {
         res->routed = sb_broker__reply_route(v->broker, key, m);
         return 0;
     }
-    x = sb_broker__exchange_find(v, xname);
     if (x->delayed && delay_requested(headers, &delay) && sb_broker__delay_route(x, m, delay)) {
         res->routed = true;  /* accepted now, routed when due (as the plugin) */
         res->durable_pos = v->broker->publish_pos;  /* its record, if it was logged */
