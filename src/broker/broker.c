@@ -131,13 +131,13 @@ sb_msg_new(sb_str props_raw, sb_str exchange, sb_str routing_key, uint64_t body_
     size_t head = props_raw.len + exchange.len + routing_key.len;
     sb_msg *m;
 
-    if (body_len > SIZE_MAX - sizeof *m - head)
+    if (body_len > UINT32_MAX || body_len > SIZE_MAX - sizeof *m - head)
         return NULL;
     m = sb_try_malloc(sizeof *m + head + body_len);
     if (m == NULL)
         return NULL;
     sb_rc_init(&m->rc, msg_release);
-    m->body_len = body_len;
+    m->body_len = (uint32_t)body_len;
     m->props_len = (uint32_t)props_raw.len;
     m->exchange_len = (uint8_t)exchange.len;
     m->rk_len = (uint8_t)routing_key.len;

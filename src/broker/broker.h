@@ -84,15 +84,19 @@ const char *sb_vhost_name(const sb_vhost *v);
  * still writing its body. */
 struct sb_msg {
     sb_rc rc;
-    uint64_t body_len;
+    uint32_t body_len;       /* bodies are limited far below 4 GiB (max_message_bytes) */
     uint32_t props_len;      /* wire form of the properties (flags + list) */
     uint8_t exchange_len;
     uint8_t rk_len;
     uint8_t delivery_mode;   /* 2 = persistent */
     uint8_t priority;
-    int64_t expiration_ms;   /* the expiration property, -1 when absent */
+    int32_t expiration_ms;   /* the expiration property, -1 when absent; at most
+                                INT32_MAX (24.8 days): longer ones are cut to it */
     uint8_t data[];          /* props | exchange | routing key | body */
 };
+/* 32 bytes before the data: a small message fits a 64- or 80-byte heap
+ * chunk (memory per queued message is a benchmark target). */
+_Static_assert(sizeof(struct sb_msg) == 32, "sb_msg header grew");
 
 /* New message with room for body_len bytes of body (filled by the caller
  * through sb_msg_body). Copies props, exchange and routing key.
@@ -114,6 +118,10 @@ static inline sb_str sb_msg_rk(const sb_msg *m)
 static inline uint8_t *sb_msg_body(const sb_msg *m)
 {
     return (uint8_t *)m->data + m->props_len + m->exchange_len + m->rk_len;
+}
+static inline void sb_msg_set_expiration(sb_msg *m, int64_t ms)
+{
+    m->expiration_ms = ms < 0 ? -1 : ms > INT32_MAX ? INT32_MAX : (int32_t)ms;
 }
 static inline sb_msg *sb_msg_ref(sb_msg *m) { sb_rc_ref(&m->rc); return m; }
 static inline void sb_msg_unref(sb_msg *m) { if (m) sb_rc_unref(&m->rc); }

@@ -158,7 +158,7 @@ sb_http__msg_new(const sb_amqp_props *p, sb_str exchange, sb_str rk, const void 
         return NULL;
     if (body_len > 0)
         memcpy(sb_msg_body(m), body, body_len);
-    m->expiration_ms = expiration_ms(p);
+    sb_msg_set_expiration(m, expiration_ms(p));
     return m;
 }
 

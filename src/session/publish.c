@@ -176,7 +176,7 @@ sb_session__content_header(sb_chan *ch, const sb_amqp_frame *f, sb_error *err)
     if (ch->pub_msg == NULL)
         return sb_error_set(err, SB_RESOURCE_ERROR, "out of memory for a %llu-byte message",
                             (unsigned long long)h.body_size);
-    ch->pub_msg->expiration_ms = expiration;
+    sb_msg_set_expiration(ch->pub_msg, expiration);
     ch->pub_filled = 0;
     ch->ca = CA_BODY;
     if (h.body_size == 0)
