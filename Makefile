@@ -59,9 +59,9 @@ unit-bins: $(UNIT_BIN)
 
 # libFuzzer targets are built with clang and ASan+UBSan, from the sources
 # directly (not libsb.a, which gcc built without coverage).
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -Isrc -fsanitize=fuzzer,address,undefined \
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -pthread -Isrc -fsanitize=fuzzer,address,undefined \
                -fno-sanitize-recover=undefined
-FUZZ_LIB := $(sort $(wildcard src/common/*.c src/amqp/*.c))
+FUZZ_LIB := $(sort $(wildcard src/common/*.c src/amqp/*.c src/store/*.c))
 $(BUILD)/fuzz/%: fuzz/%.c $(FUZZ_LIB)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB)
