@@ -363,23 +363,9 @@ static void *producer_main(void *arg)
 /* A non-delivery frame reached the consumer: a close or a cancel is fatal. */
 static int consumer_other_frame(sb_client *c)
 {
-    amqp_frame_t f;
-    int rc = amqp_simple_wait_frame(c->conn, &f);
-    if (rc != AMQP_STATUS_OK)
-        return sb_client_lib_error(rc, "consumer connection lost");
-    if (f.frame_type != AMQP_FRAME_METHOD)
-        return 0;
-    if (f.payload.method.id == AMQP_BASIC_CANCEL_METHOD) {
-        fprintf(stderr, "switchboard bench: the broker cancelled the consumer\n");
-        return -1;
-    }
-    if (f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD ||
-        f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD) {
-        amqp_rpc_reply_t r = { .reply_type = AMQP_RESPONSE_SERVER_EXCEPTION,
-                               .reply = f.payload.method };
-        return sb_client_check(r, "consumer failed");
-    }
-    return 0;
+    return sb_client_other_frame(c, "consumer connection lost",
+                                 "switchboard bench: the broker cancelled the consumer",
+                                 "consumer failed");
 }
 
 /* Waits up to TICK_MS for one delivery; returns its tag, 0 for none yet,

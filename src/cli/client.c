@@ -131,6 +131,30 @@ int sb_client_lib_error(int status, const char *what)
     return -1;
 }
 
+int sb_client_other_frame(sb_client *c, const char *lost_what, const char *cancel_msg,
+                          const char *fail_what)
+{
+    amqp_frame_t f;
+    int rc = amqp_simple_wait_frame(c->conn, &f);
+    if (rc != AMQP_STATUS_OK)
+        return sb_client_lib_error(rc, lost_what);
+    if (f.frame_type != AMQP_FRAME_METHOD)
+        return 0;
+    switch (f.payload.method.id) {
+    case AMQP_BASIC_CANCEL_METHOD:
+        fprintf(stderr, "%s\n", cancel_msg);
+        return -1;
+    case AMQP_CHANNEL_CLOSE_METHOD:
+    case AMQP_CONNECTION_CLOSE_METHOD: {
+        amqp_rpc_reply_t r = { .reply_type = AMQP_RESPONSE_SERVER_EXCEPTION,
+                               .reply = f.payload.method };
+        return sb_client_check(r, fail_what);
+    }
+    default:
+        return 0;
+    }
+}
+
 /* librabbitmq reports a failed connect as a bare "a socket error
  * occurred", with errno lost. Connect once more ourselves (only on that
  * failure path) to learn the reason: "Connection refused" is the usual one. */

@@ -74,6 +74,14 @@ int sb_client_check_last(sb_client *c, const char *what);
  * status code and returns -1. */
 int sb_client_lib_error(int status, const char *what);
 
+/* Reads the frame that made amqp_consume_message return UNEXPECTED_STATE
+ * (not a delivery) and decides for a consumer: 0 to go on (another kind of
+ * frame), or -1 (printed) when the connection is gone (lost_what), the
+ * broker cancelled the consumer (cancel_msg, printed as given), or it
+ * closed the channel or connection (fail_what). */
+int sb_client_other_frame(sb_client *c, const char *lost_what, const char *cancel_msg,
+                          const char *fail_what);
+
 /* Name of an AMQP reply code ("NOT_FOUND"), or "UNKNOWN". Static string. */
 const char *sb_client_reply_name(int code);
 

@@ -257,26 +257,10 @@ static int start_consumer(sb_client *c, const consume_opts *o, consume_state *st
  * UNEXPECTED_STATE): read it and decide. Returns 0 to go on, -1 to stop. */
 static int on_other_frame(sb_client *c)
 {
-    amqp_frame_t f;
-    int rc = amqp_simple_wait_frame(c->conn, &f);
-    if (rc != AMQP_STATUS_OK)
-        return sb_client_lib_error(rc, "connection lost");
-    if (f.frame_type != AMQP_FRAME_METHOD)
-        return 0;
-    switch (f.payload.method.id) {
-    case AMQP_BASIC_CANCEL_METHOD:
-        fprintf(stderr, "switchboard consume: the broker cancelled the consumer "
-                        "(was the queue deleted?)\n");
-        return -1;
-    case AMQP_CHANNEL_CLOSE_METHOD:
-    case AMQP_CONNECTION_CLOSE_METHOD: {
-        amqp_rpc_reply_t r = { .reply_type = AMQP_RESPONSE_SERVER_EXCEPTION,
-                               .reply = f.payload.method };
-        return sb_client_check(r, "consume failed");
-    }
-    default:
-        return 0;
-    }
+    return sb_client_other_frame(c, "connection lost",
+                                 "switchboard consume: the broker cancelled the consumer "
+                                 "(was the queue deleted?)",
+                                 "consume failed");
 }
 
 /* Waits up to ms for a delivery. Returns 1 (env filled), 0 (nothing

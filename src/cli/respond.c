@@ -545,26 +545,11 @@ static int start_jobs(responder *r)
 /* A frame other than a delivery. Returns 0 to go on, -1 to stop. */
 static int on_other_frame(responder *r)
 {
-    amqp_frame_t f;
-    int rc = amqp_simple_wait_frame(r->c.conn, &f);
-    if (rc != AMQP_STATUS_OK)
-        return sb_client_lib_error(rc, "connection lost");
-    if (f.frame_type != AMQP_FRAME_METHOD)
-        return 0;
-    switch (f.payload.method.id) {
-    case AMQP_BASIC_CANCEL_METHOD:
-        fprintf(stderr, "switchboard respond: the broker cancelled the consumer (was queue "
-                        "'%s' deleted?)\n", r->o->queue);
-        return -1;
-    case AMQP_CHANNEL_CLOSE_METHOD:
-    case AMQP_CONNECTION_CLOSE_METHOD: {
-        amqp_rpc_reply_t rep = { .reply_type = AMQP_RESPONSE_SERVER_EXCEPTION,
-                                 .reply = f.payload.method };
-        return sb_client_check(rep, "serving failed");
-    }
-    default:
-        return 0;
-    }
+    char cancelled[512];
+
+    snprintf(cancelled, sizeof cancelled, "switchboard respond: the broker cancelled the "
+             "consumer (was queue '%s' deleted?)", r->o->queue);
+    return sb_client_other_frame(&r->c, "connection lost", cancelled, "serving failed");
 }
 
 /* Takes every delivery librabbitmq can give without blocking. While
