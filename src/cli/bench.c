@@ -205,27 +205,6 @@ static int parse_args(bench_opts *o, int argc, char **argv)
     return 0;
 }
 
-/* "RabbitMQ 3.10.8", from the server properties of connection.start. */
-static void server_name(sb_client *c, char *buf, size_t n)
-{
-    const amqp_table_t *t = amqp_get_server_properties(c->conn);
-    amqp_bytes_t product = { 0, NULL }, version = { 0, NULL };
-    for (int i = 0; t != NULL && i < t->num_entries; i++) {
-        const amqp_table_entry_t *e = &t->entries[i];
-        if (e->value.kind != AMQP_FIELD_KIND_UTF8 && e->value.kind != AMQP_FIELD_KIND_BYTES)
-            continue;
-        if (e->key.len == 7 && memcmp(e->key.bytes, "product", 7) == 0)
-            product = e->value.value.bytes;
-        else if (e->key.len == 7 && memcmp(e->key.bytes, "version", 7) == 0)
-            version = e->value.value.bytes;
-    }
-    snprintf(buf, n, "%.*s %.*s", (int)product.len, (const char *)product.bytes,
-             (int)version.len, (const char *)version.bytes);
-    for (char *p = buf; *p != '\0'; p++)
-        if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
-            *p = '?';  /* it goes into JSON unescaped */
-}
-
 /* Declares a queue (server-named when name is ""), copying the name the
  * broker chose into out. */
 static int declare_queue(sb_client *c, const char *name, int durable, int exclusive,
@@ -489,7 +468,7 @@ static int run_throughput(const bench_opts *o)
         goto out;
     if (o->no_consume && setup_backlog(r) != 0)
         goto out;
-    server_name(&r->prod, server, sizeof server);
+    sb_client_server_name(&r->prod, server, sizeof server);
     pthread_t prod, cons;
     if (!o->no_consume)
         pthread_create(&cons, NULL, consumer_main, r);
@@ -678,7 +657,7 @@ static int run_latency(const bench_opts *o)
     if (setup_latency(l) != 0)
         goto out;
     char server[128];
-    server_name(&l->cli, server, sizeof server);
+    sb_client_server_name(&l->cli, server, sizeof server);
     pthread_t resp;
     pthread_create(&resp, NULL, responder_main, l);
     uint64_t total_us = 0;

@@ -44,26 +44,6 @@ static double cyc_per_s(uint64_t n, uint64_t us)
     return us > 0 ? (double)n * 1e6 / (double)us : 0.0;
 }
 
-static void cyc_server_name(sb_client *c, char *buf, size_t n)
-{
-    const amqp_table_t *t = amqp_get_server_properties(c->conn);
-    amqp_bytes_t product = { 0, NULL }, version = { 0, NULL };
-    for (int i = 0; t != NULL && i < t->num_entries; i++) {
-        const amqp_table_entry_t *e = &t->entries[i];
-        if (e->value.kind != AMQP_FIELD_KIND_UTF8 && e->value.kind != AMQP_FIELD_KIND_BYTES)
-            continue;
-        if (e->key.len == 7 && memcmp(e->key.bytes, "product", 7) == 0)
-            product = e->value.value.bytes;
-        else if (e->key.len == 7 && memcmp(e->key.bytes, "version", 7) == 0)
-            version = e->value.value.bytes;
-    }
-    snprintf(buf, n, "%.*s %.*s", (int)product.len, (const char *)product.bytes,
-             (int)version.len, (const char *)version.bytes);
-    for (char *p = buf; *p != '\0'; p++)
-        if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
-            *p = '?';
-}
-
 /* Parses "0,0" or "1000,5000" into at most max delays; returns how many,
  * or -1 (printed). */
 static int parse_delays(const char *s, int64_t *out, int max)
@@ -245,7 +225,7 @@ int sb_bench_reject_cycle(const char *url, uint64_t count, uint64_t size, uint64
         cycle_setup(r, prefetch, delays, nd) != 0 ||
         sb_client_open(&r->prod, url, "switchboard bench reject-cycle producer", 10000) != 0)
         goto out;
-    cyc_server_name(&r->prod, server, sizeof server);
+    sb_client_server_name(&r->prod, server, sizeof server);
     pthread_t prod, cons;
     r->t_start_us = sb_clock_us();
     pthread_create(&cons, NULL, cycle_consumer, r);

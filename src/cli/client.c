@@ -591,3 +591,23 @@ void sb_client_set_headers(amqp_basic_properties_t *p, const char *const *header
     p->_flags |= AMQP_BASIC_HEADERS_FLAG;
     p->headers = (amqp_table_t){ n, entries };
 }
+
+void sb_client_server_name(sb_client *c, char *buf, size_t n)
+{
+    const amqp_table_t *t = amqp_get_server_properties(c->conn);
+    amqp_bytes_t product = { 0, NULL }, version = { 0, NULL };
+    for (int i = 0; t != NULL && i < t->num_entries; i++) {
+        const amqp_table_entry_t *e = &t->entries[i];
+        if (e->value.kind != AMQP_FIELD_KIND_UTF8 && e->value.kind != AMQP_FIELD_KIND_BYTES)
+            continue;
+        if (e->key.len == 7 && memcmp(e->key.bytes, "product", 7) == 0)
+            product = e->value.value.bytes;
+        else if (e->key.len == 7 && memcmp(e->key.bytes, "version", 7) == 0)
+            version = e->value.value.bytes;
+    }
+    snprintf(buf, n, "%.*s %.*s", (int)product.len, (const char *)product.bytes,
+             (int)version.len, (const char *)version.bytes);
+    for (char *p = buf; *p != '\0'; p++)
+        if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
+            *p = '?';  /* it goes into JSON unescaped */
+}

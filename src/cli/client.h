@@ -74,6 +74,10 @@ int sb_client_check_last(sb_client *c, const char *what);
  * status code and returns -1. */
 int sb_client_lib_error(int status, const char *what);
 
+/* "RabbitMQ 3.10.8": product and version from connection.start's server
+ * properties, with characters unsafe in JSON replaced by '?'. */
+void sb_client_server_name(sb_client *c, char *buf, size_t n);
+
 /* Reads the frame that made amqp_consume_message return UNEXPECTED_STATE
  * (not a delivery) and decides for a consumer: 0 to go on (another kind of
  * frame), or -1 (printed) when the connection is gone (lost_what), the
