@@ -59,6 +59,14 @@ typedef struct sb_store_msg sb_store_msg;
 /* Recreates the durable exchanges, queues and bindings saved in dir.
  * Returns 0 (also when nothing was saved yet) or -errno. */
 int sb_broker_load_definitions(sb_broker *b, const char *dir);
+/* Applies a RabbitMQ definitions document (a jansson json_t, typed void *
+ * to keep jansson out of this header): vhosts must exist; exchanges,
+ * queues and bindings are declared, existing ones and amq.* left alone.
+ * Stops at the first error (0, or -1 with the reason in why), except
+ * at_start, the load of the broker's own saved definitions, which logs
+ * errors, goes on, and restores each object's log id. */
+int sb_broker_import_definitions(sb_broker *b, const void *doc, bool at_start, char *why,
+                                 size_t why_len);
 /* An sb_store_recover_fn: arg is the broker. */
 void sb_broker_recover_message(void *arg, const sb_store_msg *m);
 /* Starts logging into st (borrowed until sb_broker_free, or until

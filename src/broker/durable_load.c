@@ -1,5 +1,5 @@
-/* durable_load.c - start-up: the saved definitions recreated, then the
- * logged messages put back in their queues (see durable.c for the record
+/* durable_load.c - start-up: the saved definitions recreated (through
+ * defs_import.c), then the logged messages put back in their queues (see durable.c for the record
  * layout). Messages of queues that no longer exist are removed from the
  * log once the store is attached. */
 #include "broker_int.h"
@@ -12,147 +12,6 @@
 #include "../common/alloc.h"
 #include "../common/log.h"
 #include "../store/defs.h"
-
-#define DEFS_ID_KEY "switchboard_id"
-
-static sb_str
-jstr(const json_t *o, const char *key)
-{
-    const json_t *v = json_object_get(o, key);
-
-    return json_is_string(v) ? sb_str_make(json_string_value(v), json_string_length(v))
-                             : SB_STR_LIT("");
-}
-
-static bool
-jbool(const json_t *o, const char *key)
-{
-    return json_is_true(json_object_get(o, key));
-}
-
-/* The object's "arguments" as a table in a; false (logged) if invalid. */
-static bool
-jargs(const json_t *o, sb_amqp_table *t, sb_arena *a, const char *what, sb_str name)
-{
-    char why[200];
-
-    if (sb_json_to_table(json_object_get(o, "arguments"), t, a, why, sizeof why) == 0)
-        return true;
-    sb_log(SB_LOG_ERROR, "store", "definitions: %s '%.*s' skipped: %s", what, SB_STR_ARGS(name),
-           why);
-    return false;
-}
-
-static sb_vhost *
-jvhost(sb_broker *b, const json_t *o)
-{
-    sb_str name = jstr(o, "vhost");
-
-    return sb_broker_vhost(b, name.len ? name : SB_STR_LIT("/"));
-}
-
-static void
-remember_id(sb_broker *b, uint32_t id, void *owner)
-{
-    sb_map_put(&b->recovering, sb_str_make(&id, sizeof id), owner, NULL);
-}
-
-static void
-load_exchange(sb_broker *b, const json_t *o, sb_arena *a)
-{
-    sb_exchange_decl d = { .name = jstr(o, "name"), .type = jstr(o, "type"), .durable = true,
-                           .auto_delete = jbool(o, "auto_delete"),
-                           .internal = jbool(o, "internal") };
-    json_int_t id = json_integer_value(json_object_get(o, DEFS_ID_KEY));
-    sb_vhost *v = jvhost(b, o);
-    sb_amqp_table args;
-    sb_exchange *x;
-    sb_error err;
-
-    if (v == NULL || !jargs(o, &args, a, "exchange", d.name))
-        return;
-    d.args = &args;
-    if (sb_exchange_declare(v, &d, &err) != 0) {
-        sb_log(SB_LOG_ERROR, "store", "definitions: exchange '%.*s' not restored: %s",
-               SB_STR_ARGS(d.name), err.text);
-        return;
-    }
-    x = sb_broker__exchange_find(v, d.name);
-    if (x->id != 0 && id > 0 && id <= UINT32_MAX) {
-        x->id = (uint32_t)id;  /* the id its held messages' records carry */
-        if (x->id > b->next_queue_id)
-            b->next_queue_id = x->id;
-        remember_id(b, x->id, (void *)((uintptr_t)x | SB_DEST_TAG_EXCHANGE));
-    }
-}
-
-static void
-load_queue(sb_broker *b, const json_t *o, sb_arena *a)
-{
-    sb_queue_decl d = { .name = jstr(o, "name"), .durable = true,
-                        .auto_delete = jbool(o, "auto_delete") };
-    json_int_t id = json_integer_value(json_object_get(o, DEFS_ID_KEY));
-    sb_vhost *v = jvhost(b, o);
-    sb_amqp_table args;
-    sb_queue_info info;
-    sb_error err;
-    sb_queue *q;
-
-    if (v == NULL || !jargs(o, &args, a, "queue", d.name))
-        return;
-    d.args = &args;
-    if (sb_queue_declare(v, &d, &info, &err) != 0) {
-        sb_log(SB_LOG_ERROR, "store", "definitions: queue '%.*s' not restored: %s",
-               SB_STR_ARGS(d.name), err.text);
-        return;
-    }
-    q = sb_broker__queue_find(v, d.name);
-    if (id > 0 && id <= UINT32_MAX) {
-        q->id = (uint32_t)id;  /* the id its log records carry */
-        if (q->id > b->next_queue_id)
-            b->next_queue_id = q->id;
-    }
-    remember_id(b, q->id, q);
-}
-
-static void
-load_binding(sb_broker *b, const json_t *o, sb_arena *a)
-{
-    sb_str src = jstr(o, "source"), dst = jstr(o, "destination"), key = jstr(o, "routing_key");
-    sb_vhost *v = jvhost(b, o);
-    sb_amqp_table args;
-    sb_error err;
-    int rc;
-
-    if (v == NULL || !jargs(o, &args, a, "binding from", src))
-        return;
-    if (sb_str_eq_c(jstr(o, "destination_type"), "exchange"))
-        rc = sb_exchange_bind(v, dst, src, key, &args, false, &err);
-    else
-        rc = sb_queue_bind(v, dst, src, key, &args, NULL, false, &err);
-    if (rc != 0)
-        sb_log(SB_LOG_ERROR, "store", "definitions: binding '%.*s' -> '%.*s' not restored: %s",
-               SB_STR_ARGS(src), SB_STR_ARGS(dst), err.text);
-}
-
-static void
-load_all(sb_broker *b, const json_t *doc)
-{
-    void (*const load[])(sb_broker *, const json_t *, sb_arena *) = {
-        load_exchange, load_queue, load_binding,
-    };
-    const char *const keys[] = { "exchanges", "queues", "bindings" };
-    sb_arena a = SB_ARENA_INIT;
-    const json_t *o;
-    size_t i;
-
-    for (size_t k = 0; k < 3; k++)
-        json_array_foreach(json_object_get(doc, keys[k]), i, o) {
-            load[k](b, o, &a);
-            sb_arena_reset(&a);
-        }
-    sb_arena_free(&a);
-}
 
 int
 sb_broker_load_definitions(sb_broker *b, const char *dir)
@@ -177,7 +36,7 @@ sb_broker_load_definitions(sb_broker *b, const char *dir)
                jerr.line, jerr.text);
         return -EILSEQ;
     }
-    load_all(b, doc);
+    sb_broker_import_definitions(b, doc, true, NULL, 0);
     json_decref(doc);
     b->defs_dirty = false;  /* what was loaded is what is saved */
     return 0;

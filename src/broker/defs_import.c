@@ -1,0 +1,249 @@
+/* defs_import.c - a RabbitMQ definitions document applied to the broker:
+ * the start-up load of the saved definitions (durable_load.c) and
+ * POST /api/definitions share it.
+ *
+ * As RabbitMQ's rabbit_definitions: every vhost named must exist (checked
+ * before anything is applied: Switchboard cannot create vhosts yet); then
+ * exchanges, queues and bindings are declared in that order; an exchange
+ * or queue that already exists is left as it is and exchanges named amq.*
+ * are skipped. An import stops at the first error, with its reason; the
+ * start-up load instead logs it and goes on, and also gives each durable
+ * queue and delayed exchange back the log id its records carry. */
+#include "broker_int.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "json_table.h"
+#include "../common/log.h"
+
+#define DEFS_ID_KEY "switchboard_id"
+
+typedef struct import_ctx {
+    sb_broker *b;
+    bool at_start;          /* keep going past errors; restore log ids */
+    sb_arena arena;
+    char why[400];          /* the first error, RabbitMQ-style */
+} import_ctx;
+
+static sb_str
+jstr(const json_t *o, const char *key)
+{
+    const json_t *v = json_object_get(o, key);
+
+    return json_is_string(v) ? sb_str_make(json_string_value(v), json_string_length(v))
+                             : SB_STR_LIT("");
+}
+
+/* A boolean field; absent is def. RabbitMQ's files also carry them as
+ * strings now and then ("true"). */
+static bool
+jbool(const json_t *o, const char *key, bool def)
+{
+    const json_t *v = json_object_get(o, key);
+
+    if (json_is_boolean(v))
+        return json_is_true(v);
+    if (json_is_string(v))
+        return strcmp(json_string_value(v), "true") == 0;
+    return def;
+}
+
+static int
+failed(import_ctx *c, const char *what, sb_str name, const char *text)
+{
+    snprintf(c->why, sizeof c->why, "%s '%.*s': %s", what, SB_STR_ARGS(name), text);
+    return -1;
+}
+
+/* The object's vhost ("/" when the file names none, as a one-vhost
+ * export does), or NULL with why set. */
+static sb_vhost *
+obj_vhost(import_ctx *c, const json_t *o, const char *what, sb_str name)
+{
+    sb_str vn = jstr(o, "vhost");
+    sb_vhost *v = sb_broker_vhost(c->b, vn.len ? vn : SB_STR_LIT("/"));
+
+    if (v == NULL)
+        snprintf(c->why, sizeof c->why, "%s '%.*s': no vhost '%.*s'", what, SB_STR_ARGS(name),
+                 SB_STR_ARGS(vn));
+    return v;
+}
+
+static bool
+obj_args(import_ctx *c, const json_t *o, sb_amqp_table *t, const char *what, sb_str name)
+{
+    char why[200];
+
+    if (sb_json_to_table(json_object_get(o, "arguments"), t, &c->arena, why, sizeof why) == 0)
+        return true;
+    failed(c, what, name, why);
+    return false;
+}
+
+/* At start-up: owner (a queue, or a tagged exchange) carries log id id,
+ * as saved, so recovery can find it. */
+static void
+restore_id(import_ctx *c, const json_t *o, uint32_t *id, void *owner)
+{
+    json_int_t saved = json_integer_value(json_object_get(o, DEFS_ID_KEY));
+
+    if (!c->at_start || *id == 0 || saved <= 0 || saved > UINT32_MAX)
+        return;
+    *id = (uint32_t)saved;
+    if (*id > c->b->next_queue_id)
+        c->b->next_queue_id = *id;
+    sb_map_put(&c->b->recovering, sb_str_make(id, sizeof *id), owner, NULL);
+}
+
+static int
+import_exchange(import_ctx *c, const json_t *o)
+{
+    sb_exchange_decl d = { .name = jstr(o, "name"), .type = jstr(o, "type"),
+                           .durable = jbool(o, "durable", true),
+                           .auto_delete = jbool(o, "auto_delete", false),
+                           .internal = jbool(o, "internal", false) };
+    sb_vhost *v = obj_vhost(c, o, "exchange", d.name);
+    sb_amqp_table args;
+    sb_exchange *x;
+    sb_error err = { 0 };
+
+    if (v == NULL || !obj_args(c, o, &args, "exchange", d.name))
+        return -1;
+    /* RabbitMQ skips them with a warning: they are predeclared. */
+    if (d.name.len == 0 || sb_str_has_prefix(d.name, "amq.") ||
+        sb_broker__exchange_find(v, d.name) != NULL)
+        return 0;
+    d.args = &args;
+    if (sb_exchange_declare(v, &d, &err) != 0)
+        return failed(c, "exchange", d.name, err.text);
+    x = sb_broker__exchange_find(v, d.name);
+    restore_id(c, o, &x->id, (void *)((uintptr_t)x | SB_DEST_TAG_EXCHANGE));
+    return 0;
+}
+
+static int
+import_queue(import_ctx *c, const json_t *o)
+{
+    sb_queue_decl d = { .name = jstr(o, "name"), .durable = jbool(o, "durable", true),
+                        .auto_delete = jbool(o, "auto_delete", false) };
+    sb_vhost *v = obj_vhost(c, o, "queue", d.name);
+    sb_amqp_table args;
+    sb_queue_info info;
+    sb_error err = { 0 };
+    sb_queue *q;
+
+    if (v == NULL || !obj_args(c, o, &args, "queue", d.name))
+        return -1;
+    if (d.name.len == 0) {
+        snprintf(c->why, sizeof c->why, "a queue without a name");
+        return -1;
+    }
+    if (sb_broker__queue_find(v, d.name) != NULL)
+        return 0;
+    d.args = &args;
+    if (sb_queue_declare(v, &d, &info, &err) != 0)
+        return failed(c, "queue", d.name, err.text);
+    q = sb_broker__queue_find(v, d.name);
+    restore_id(c, o, &q->id, q);
+    return 0;
+}
+
+static int
+import_binding(import_ctx *c, const json_t *o)
+{
+    sb_str src = jstr(o, "source"), dst = jstr(o, "destination"), key = jstr(o, "routing_key");
+    sb_str type = jstr(o, "destination_type");
+    sb_vhost *v = obj_vhost(c, o, "binding from exchange", src);
+    sb_amqp_table args;
+    sb_error err = { 0 };
+    int rc;
+
+    if (v == NULL || !obj_args(c, o, &args, "binding from exchange", src))
+        return -1;
+    if (sb_str_eq_c(type, "exchange"))
+        rc = sb_exchange_bind(v, dst, src, key, &args, false, &err);
+    else if (sb_str_eq_c(type, "queue"))
+        rc = sb_queue_bind(v, dst, src, key, &args, NULL, false, &err);
+    else {
+        snprintf(c->why, sizeof c->why, "binding from exchange '%.*s': destination_type must "
+                 "be \"queue\" or \"exchange\", not '%.*s'", SB_STR_ARGS(src), SB_STR_ARGS(type));
+        return -1;
+    }
+    return rc == 0 ? 0 : failed(c, "binding from exchange", src, err.text);
+}
+
+/* Checks the vhosts list up front, so a file for vhosts Switchboard lacks
+ * fails before it changes anything. */
+static int
+check_vhosts(import_ctx *c, const json_t *doc)
+{
+    const json_t *o;
+    size_t i;
+
+    json_array_foreach(json_object_get(doc, "vhosts"), i, o) {
+        sb_str name = jstr(o, "name");
+        if (sb_broker_vhost(c->b, name) == NULL) {
+            snprintf(c->why, sizeof c->why, "vhost '%.*s' does not exist, and Switchboard "
+                     "cannot create vhosts yet", SB_STR_ARGS(name));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* One step failed: stop, or (at start-up) log it and go on. */
+static bool
+stop_here(import_ctx *c)
+{
+    if (!c->at_start)
+        return true;
+    sb_log(SB_LOG_ERROR, "store", "definitions: %s (skipped)", c->why);
+    return false;
+}
+
+static int
+import_all(import_ctx *c, const json_t *doc)
+{
+    int (*const step[])(import_ctx *, const json_t *) = {
+        import_exchange, import_queue, import_binding,
+    };
+    const char *const keys[] = { "exchanges", "queues", "bindings" };
+    const json_t *o;
+    size_t i;
+
+    if (check_vhosts(c, doc) < 0 && stop_here(c))
+        return -1;
+    for (size_t k = 0; k < 3; k++) {
+        const json_t *arr = json_object_get(doc, keys[k]);
+        if (arr != NULL && !json_is_array(arr)) {
+            snprintf(c->why, sizeof c->why, "\"%s\" must be an array", keys[k]);
+            if (stop_here(c))
+                return -1;
+            continue;
+        }
+        json_array_foreach(arr, i, o) {
+            int rc = json_is_object(o) ? step[k](c, o) : -1;
+            if (!json_is_object(o))
+                snprintf(c->why, sizeof c->why, "\"%s\" must hold objects", keys[k]);
+            sb_arena_reset(&c->arena);
+            if (rc < 0 && stop_here(c))
+                return -1;
+        }
+    }
+    return 0;
+}
+
+int
+sb_broker_import_definitions(sb_broker *b, const void *doc, bool at_start, char *why,
+                             size_t why_len)
+{
+    import_ctx c = { .b = b, .at_start = at_start, .arena = SB_ARENA_INIT };
+    int rc = import_all(&c, doc);
+
+    sb_arena_free(&c.arena);
+    if (rc < 0 && why != NULL)
+        snprintf(why, why_len, "%s", c.why);
+    return rc;
+}
