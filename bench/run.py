@@ -437,6 +437,11 @@ PERSISTENT_WORKLOADS = ("1 KiB persistent confirms",
                         "1 KiB persistent confirms, durable queue, publish only")
 
 
+BATCH = 512
+BATCHED_16 = f"16 B transient, {BATCH} publishes per write"
+BATCHED_1K = f"1 KiB transient, {BATCH} publishes per write"
+
+
 def workloads(quick):
     n = 20000 if quick else 200000
     big = 2000 if quick else 20000
@@ -444,7 +449,14 @@ def workloads(quick):
     rej = 10000 if quick else 100000
     return [
         ("16 B transient", ["--size", "16", "--count", str(n)], n),
+        # The same, with a producer that coalesces its publishes into TCP writes of
+        # BATCH (TCP_CORK), as pipelining clients do. librabbitmq on its own sends one
+        # TCP segment per publish (three sendto calls), and on loopback every segment
+        # runs the receiver's TCP input and wakes it: both brokers then pay a wake-up
+        # per few messages, which is most of what "16 B transient" measures.
+        (BATCHED_16, ["--size", "16", "--count", str(n), "--batch", str(BATCH)], n),
         ("1 KiB transient", ["--size", "1024", "--count", str(n)], n),
+        (BATCHED_1K, ["--size", "1024", "--count", str(n), "--batch", str(BATCH)], n),
         ("64 KiB transient", ["--size", "65536", "--count", str(big)], big),
         ("1 KiB confirms", ["--size", "1024", "--count", str(n), "--confirm"], n),
         # delivery_mode 2, confirms (window 1000). NB: with a consumer, `switchboard bench`
@@ -986,13 +998,15 @@ def extra_sections(run):
         return None if v is None else (v <= limit if le else v >= limit)
 
     lines += ["", "## Targets", "", "| target | this run | |", "| --- | --- | --- |"]
-    r16 = r_of(thr("16 B transient"))
-    lines.append(tgt("issue 2: 16 B throughput ≥ 4× RabbitMQ", fmt(r16, "x") + "×",
-                     cmp(r16, 4, le=False)))
-    cpu = _ratio(sb.get("16 B transient", {}).get("cpu_us_per_msg"),
-                 rq.get("16 B transient", {}).get("cpu_us_per_msg"))
-    lines.append(tgt("issue 2: broker CPU per 16 B message ≤ 1/10 of RabbitMQ's",
-                     fmt(cpu, "x") + "×", cmp(cpu, 0.1)))
+    for title, how in ((BATCHED_16, f"producer batching {BATCH} publishes per write"),
+                       ("16 B transient", "librabbitmq's one TCP segment per publish")):
+        r16 = r_of(thr(title))
+        lines.append(tgt(f"issue 2: 16 B throughput ≥ 4× RabbitMQ ({how})",
+                         fmt(r16, "x") + "×", cmp(r16, 4, le=False)))
+        cpu = _ratio(sb.get(title, {}).get("cpu_us_per_msg"),
+                     rq.get(title, {}).get("cpu_us_per_msg"))
+        lines.append(tgt(f"issue 2: broker CPU per 16 B message ≤ 1/10 of RabbitMQ's ({how})",
+                         fmt(cpu, "x") + "×", cmp(cpu, 0.1)))
     lines.append(tgt("issue 2: idle RSS < 10 MiB", fmt(sb.get("idle_rss_mib"), "MiB") + " MiB",
                      cmp(sb.get("idle_rss_mib"), 10)))
     bl = _ratio(sb.get("backlog_rss_mib"), rq.get("backlog_rss_mib"))
