@@ -12,6 +12,7 @@ int sb_cli_call(int argc, char **argv);
 int sb_cli_respond(int argc, char **argv);
 int sb_cli_dlq(int argc, char **argv);
 int sb_cli_definitions(int argc, char **argv);
+int sb_cli_queues(int argc, char **argv);
 
 /* Shared by the client subcommands (cli_common.c): parses an AMQP URL
  * (amqp://user:pass@host:port/vhost, default amqp://guest:guest@localhost:5672/),

@@ -28,6 +28,7 @@
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "cli/http_client.h"
+#include "cli/table.h"
 #include "common/alloc.h"
 
 #define PREVIEW_BYTES 200
@@ -680,27 +681,8 @@ static void list_queue(list_ctx *x, const json_t *q)
         add_row(x, q, dlx, dlrk, "", "", "(no queue bound: dead letters are dropped)");
 }
 
-static void print_rows(const json_t *rows)
-{
-    static const char *const head[7] = { "VHOST", "QUEUE", "DLX", "DL ROUTING KEY",
-                                         "DEAD-LETTER QUEUE", "BINDING KEY", "MESSAGES" };
-    int w[7];
-    for (int c = 0; c < 7; c++)
-        w[c] = (int)strlen(head[c]);
-    size_t i;
-    const json_t *r;
-    json_array_foreach(rows, i, r)
-        for (int c = 0; c < 7; c++) {
-            int l = (int)strlen(json_string_value(json_array_get(r, (size_t)c)));
-            w[c] = l > w[c] ? l : w[c];
-        }
-    for (int c = 0; c < 7; c++)
-        printf("%-*s%s", c < 6 ? w[c] : 0, head[c], c < 6 ? "  " : "\n");
-    json_array_foreach(rows, i, r)
-        for (int c = 0; c < 7; c++)
-            printf("%-*s%s", c < 6 ? w[c] : 0, json_string_value(json_array_get(r, (size_t)c)),
-                   c < 6 ? "  " : "\n");
-}
+static const char *const list_head[7] = { "VHOST", "QUEUE", "DLX", "DL ROUTING KEY",
+                                          "DEAD-LETTER QUEUE", "BINDING KEY", "MESSAGES" };
 
 static int run_list(const char *http, const char *filter)
 {
@@ -718,7 +700,7 @@ static int run_list(const char *http, const char *filter)
         printf(filter ? "no dead-lettering involves queue '%s'\n"
                       : "no queue has an x-dead-letter-exchange%s\n", filter ? filter : "");
     else
-        print_rows(x.rows);
+        sb_cli_print_table(list_head, 7, x.rows);
     rc = SB_EXIT_OK;
 out:
     json_decref(x.queues);

@@ -15,6 +15,7 @@ static const struct {
     { "bench", sb_cli_bench, "measure throughput and latency against a broker" },
     { "call", sb_cli_call, "send a request to a queue and print the reply" },
     { "respond", sb_cli_respond, "serve a queue's requests by running a command" },
+    { "queues", sb_cli_queues, "list queues and the messages they hold" },
     { "dlq", sb_cli_dlq, "list, show and replay dead letters" },
     { "definitions", sb_cli_definitions, "export or import exchanges, queues and bindings" },
 };
@@ -24,7 +25,7 @@ usage(FILE *out)
 {
     fprintf(out, "usage: switchboard COMMAND [ARGS]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\n`switchboard COMMAND --help` describes each command.\n");
 }
 

@@ -188,3 +188,12 @@ def test_bench_no_consume_leaves_messages(sb, ch):
         assert depth(ch, name) == 300
     finally:
         ch.queue_delete(name)
+
+
+@pytest.mark.parametrize("extra", [[], ["--confirm"], ["--fanout", "2"]])
+def test_bench_batch_coalesces_publishes_and_loses_none(sb, extra):
+    r = sb("bench", "--count", "3000", "--batch", "128", "--json", *extra)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["batch"] == 128
+    assert res["delivered"] == 3000 * (2 if "--fanout" in extra else 1)
