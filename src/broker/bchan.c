@@ -22,6 +22,14 @@ sb_bchan_new(sb_broker *b, sb_vhost *v, const void *owner)
     return ch;
 }
 
+uint64_t
+sb_bchan_oldest_delivery(const sb_bchan *ch)
+{
+    if (sb_list_empty(&ch->unacked))
+        return 0;
+    return SB_CONTAINER_OF(ch->unacked.next, sb_unacked, link)->delivered_at;
+}
+
 bool
 sb_broker__consumer_has_credit(const sb_consumer *c)
 {
@@ -47,6 +55,7 @@ sb_broker__bchan_track(sb_bchan *ch, sb_queue *q, sb_consumer *c, sb_qentry *e)
     u->queue = q;
     u->consumer = c;
     u->entry = e;
+    u->delivered_at = sb_broker__now(ch->broker);
     u->counted = c != NULL;
     sb_list_push_back(&ch->unacked, &u->link);
     sb_list_push_back(&q->unacked, &u->qlink);

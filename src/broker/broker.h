@@ -250,6 +250,11 @@ int sb_bchan_recover(sb_bchan *ch, bool requeue, sb_error *err);
  * when ch has no direct reply-to consumer. Valid while the consumer is. */
 const char *sb_bchan_reply_address(const sb_bchan *ch);
 
+/* When the oldest delivery on ch still waiting for its ack was made (the
+ * loop's clock, ms), or 0 when none waits. Deliveries are tracked in tag
+ * order, so this is the first one. */
+uint64_t sb_bchan_oldest_delivery(const sb_bchan *ch);
+
 /* channel.flow: active=false pauses deliveries on this channel. */
 void sb_bchan_flow(sb_bchan *ch, bool active);
 /* The client can take more again (its output drained): resume dispatch. */

@@ -215,6 +215,7 @@ typedef struct sb_unacked {
     sb_queue *queue;        /* NULL if the queue was deleted since */
     sb_consumer *consumer;  /* NULL for basic.get or after cancel */
     sb_qentry *entry;
+    uint64_t delivered_at;  /* the loop's clock (ms) when it was delivered */
     bool counted;           /* counts against the channel's global prefetch */
 } sb_unacked;
 

@@ -181,6 +181,7 @@ session_opts(const sb_config *c, sb_session_opts *o)
     o->default_pass = c->default_pass;
     o->loopback_users_only = c->loopback_users_only;
     o->handshake_timeout_ms = c->handshake_timeout_ms;
+    o->consumer_timeout_ms = c->consumer_timeout_ms;
     o->memory_high_watermark = c->memory_high_watermark
                                    ? c->memory_high_watermark
                                    : sb_mem_total() / 10 * 4;

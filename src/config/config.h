@@ -23,6 +23,7 @@ typedef struct sb_config {
     uint64_t max_message_bytes;
     uint32_t queue_memory_window;
     uint32_t handshake_timeout_ms;
+    uint32_t consumer_timeout_ms;
     char default_user[64];
     char default_pass[64];
     bool loopback_users_only;

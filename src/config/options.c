@@ -46,6 +46,10 @@ const sb_option sb_options[] = {
         "disk only and are read back when consumers reach them."),
     U32("amqp.handshake_timeout_ms", NULL, handshake_timeout_ms, 100, 600000, "10000",
         "Time a new connection has to finish the AMQP handshake, in milliseconds."),
+    U32("consumer_timeout", "--consumer-timeout", consumer_timeout_ms, 0, UINT32_MAX, "1800000",
+        "A delivery not acknowledged within this many milliseconds closes its channel with "
+        "406 PRECONDITION_FAILED and requeues its messages, as RabbitMQ's consumer_timeout "
+        "(checked every minute, or every timeout if shorter); 0 turns it off."),
     STR("default_user", NULL, default_user, "guest", "The user created at start-up."),
     STR("default_pass", NULL, default_pass, "guest", "That user's password."),
     BOOL("loopback_users", NULL, loopback_users_only, "true",

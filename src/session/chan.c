@@ -256,3 +256,9 @@ sb_session__chan_frame(sb_sconn *sc, const sb_amqp_frame *f)
     if (rc != 0)
         chan_fail(sc, ch, rc, &err, m.id);
 }
+
+void
+sb_session__chan_error(sb_chan *ch, int code, sb_error *err, uint32_t method)
+{
+    chan_fail(ch->conn, ch, code, err, method);
+}

@@ -524,6 +524,7 @@ sb_sessions_new(sb_loop *loop, sb_broker *broker, const sb_session_opts *opts)
     sb_list_init(&s->conns);
     sb_list_init(&s->durable_waiters);
     sb_session__alarm_start(s);
+    sb_session__ack_timeout_start(s);
     return s;
 }
 
@@ -585,6 +586,7 @@ sb_sessions_free(sb_sessions *s)
     static const sb_conn_ops detached = { 0 };
 
     sb_session__alarm_stop(s);
+    sb_session__ack_timeout_stop(s);
     /* The net layer reports closes later, from the loop; by then s and
      * the broker may be gone, so each connection is released here and
      * detached from its socket first. */

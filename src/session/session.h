@@ -20,6 +20,7 @@ typedef struct sb_session_opts {
     const char *default_pass;   /* "guest" */
     bool loopback_users_only;   /* default user allowed from loopback only */
     uint32_t handshake_timeout_ms;
+    uint32_t consumer_timeout_ms;   /* a delivery unacked this long closes its channel (0: never) */
     uint64_t memory_high_watermark; /* bytes in use that block publishers (0: never) */
     uint32_t memory_check_ms;       /* how often memory and disk are checked */
     uint64_t disk_free_limit;       /* free bytes below which publishers block (0: never) */

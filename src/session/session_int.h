@@ -23,6 +23,7 @@ struct sb_sessions {
     uint64_t next_id;
     unsigned alarms;            /* SB_ALARM_* bits now on */
     sb_timer mem_timer;
+    sb_timer ack_timer;         /* consumer_timeout sweeps */
     sb_list durable_waiters;    /* channels with confirms waiting for the disk */
     uint64_t durable_pos;       /* the store's durable position, as last reported */
 };
@@ -138,6 +139,13 @@ sb_chan *sb_session__chan_new(sb_sconn *sc, uint16_t id);
 void sb_session__chan_free(sb_chan *ch);
 /* Handles a frame for channel ch (method, header or body). */
 void sb_session__chan_frame(sb_sconn *sc, const sb_amqp_frame *f);
+/* Closes ch (or its connection, for a hard error) with code and err, as a
+ * protocol error while handling method (0: none) would: for errors found
+ * outside a frame, such as an acknowledgement timeout. */
+void sb_session__chan_error(sb_chan *ch, int code, sb_error *err, uint32_t method);
+
+void sb_session__ack_timeout_start(sb_sessions *s);
+void sb_session__ack_timeout_stop(sb_sessions *s);
 /* Sends pending confirms of every dirty channel. */
 void sb_session__flush_confirms(sb_sconn *sc);
 void sb_session__confirm_ready(sb_chan *ch, uint64_t seq);

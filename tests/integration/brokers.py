@@ -145,7 +145,8 @@ def start():
 
 # --------------------------------------------------------------------------- RabbitMQ
 
-def start_rabbitmq(timeout=60.0):
+def start_rabbitmq(timeout=60.0, conf_lines=()):
+    """conf_lines: extra rabbitmq.conf lines (e.g. "consumer_timeout = 1000")."""
     port = _free_port_pair(20000)
     scratch = tempfile.mkdtemp(prefix="sb-rabbit-")
     node = f"ref{os.getpid()}x{random.randint(0, 99999)}@localhost"
@@ -158,6 +159,8 @@ def start_rabbitmq(timeout=60.0):
     with open(conf, "w") as f:
         f.write(f"listeners.tcp.default = 127.0.0.1:{port}\n")
         f.write("loopback_users.guest = true\n")
+        for line in conf_lines:
+            f.write(line + "\n")
     home = os.path.join(scratch, "home")
     os.makedirs(home)
     env = dict(os.environ)
