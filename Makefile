@@ -15,7 +15,7 @@ OPT      ?= -O2
 CFLAGS   ?= $(OPT) -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wshadow \
             -Wstrict-prototypes -Wmissing-prototypes -fno-strict-aliasing -pthread -Isrc
-LDLIBS   += -lrabbitmq -ljansson -lmicrohttpd -lssl -lcrypto -lpthread
+LDLIBS   += -lrabbitmq -ljansson -lmicrohttpd -lpcre2-8 -lssl -lcrypto -lpthread
 PYTHON   := /usr/bin/python3
 
 LIB_SRC  := $(sort $(filter-out src/cli/%,$(wildcard src/*/*.c)))

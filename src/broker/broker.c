@@ -55,6 +55,7 @@ vhost_free(sb_vhost *v)
     while (sb_map_next(&v->exchanges, &it, NULL, &val))
         sb_broker__exchange_free(val);
     sb_map_free(&v->exchanges);
+    sb_broker__policies_free(v);
     sb_dest_vec_free(&v->route_tmp);
     sb_dest_vec_free(&v->route_seen);
     sb_free(v->name);

@@ -250,6 +250,30 @@ int sb_bchan_recover(sb_bchan *ch, bool requeue, sb_error *err);
  * when ch has no direct reply-to consumer. Valid while the consumer is. */
 const char *sb_bchan_reply_address(const sb_bchan *ch);
 
+/* ---- policies (policy.c) ----
+ * RabbitMQ's policies: settings applied to the queues and exchanges whose
+ * names match a pattern. */
+typedef struct sb_policy sb_policy;
+
+/* Creates or replaces policy name in v from a JSON object (a json_t *,
+ * borrowed; void * keeps jansson out of this header) in the management
+ * API's shape: {"pattern": "^orders\\.", "definition": {...}, "priority": 0,
+ * "apply-to": "all"|"queues"|"exchanges"}; applies it to the vhost's
+ * queues and exchanges at once and saves it with the durable definitions.
+ * Returns 0, or -1 with the reason in why (RabbitMQ's "Validation failed"
+ * texts). */
+int sb_policy_set(sb_vhost *v, const char *name, const void *json, char *why, size_t why_len);
+/* Removes policy name; -1 when there is none. */
+int sb_policy_delete(sb_vhost *v, const char *name);
+/* Policy name of v as a JSON object (new reference), or NULL. */
+void *sb_policy_json(sb_vhost *v, const char *name);
+/* Appends every policy of v (JSON objects) to array (a json_t array). */
+void sb_vhost_policies_json(sb_vhost *v, void *array);
+/* The name of p, or NULL for no policy. */
+const char *sb_policy_name(const sb_policy *p);
+/* p's definition (new reference; an empty object for no policy). */
+void *sb_policy_definition_json(const sb_policy *p);
+
 /* When the oldest delivery on ch still waiting for its ack was made (the
  * loop's clock, ms), or 0 when none waits. Deliveries are tracked in tag
  * order, so this is the first one. */
@@ -291,6 +315,7 @@ typedef struct sb_queue_view {
     uint32_t messages_unacked;
     uint64_t ready_bytes;       /* body bytes of the ready messages */
     uint32_t consumers;
+    const sb_policy *policy;    /* the policy that applies, or NULL */
 } sb_queue_view;
 
 typedef struct sb_exchange_view {
@@ -299,6 +324,7 @@ typedef struct sb_exchange_view {
     const char *type;           /* "direct", "fanout", "topic", "headers", ... */
     bool durable, auto_delete, internal;
     const sb_amqp_table *args;  /* never NULL; n == 0 when none */
+    const sb_policy *policy;    /* the policy that applies, or NULL */
 } sb_exchange_view;
 
 typedef struct sb_binding_view {

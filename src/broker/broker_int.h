@@ -39,6 +39,7 @@ struct sb_vhost {
     sb_map queues;          /* name -> sb_queue */
     sb_dest_vec route_tmp;  /* scratch for routing, reused per publish */
     sb_dest_vec route_seen; /* exchanges visited (e2e cycles) */
+    struct sb_policy_set *policies; /* policy.c; NULL until the first one */
     bool closing;           /* being freed: no auto-delete cascades */
 };
 
@@ -84,7 +85,8 @@ struct sb_exchange {
     bool durable, auto_delete, internal, builtin;
     bool deleting;          /* being freed: ignore auto-delete re-entry */
     sb_owned_table args;
-    char *alternate;        /* alternate-exchange name, or NULL */
+    char *alternate;        /* alternate-exchange name (argument, else policy), or NULL */
+    const sb_policy *policy;   /* the policy that applies, or NULL */
     sb_list bindings_out;
     sb_list bindings_in;    /* exchange-to-exchange bindings to us */
     bool delayed;           /* x-delayed-message; type is its x-delayed-type */
@@ -166,7 +168,8 @@ struct sb_queue {
     const void *owner;      /* exclusive owner connection */
     uint32_t id;            /* in store records; 0 when not persisted */
     sb_owned_table args;
-    sb_queue_cfg cfg;
+    sb_queue_cfg cfg;       /* effective: arguments combined with the policy */
+    const sb_policy *policy;   /* the policy that applies, or NULL */
     sb_timer ttl_timer;     /* fires when the head message expires */
     sb_timer expiry_timer;  /* x-expires: fires when the queue may be unused */
     uint64_t last_used;     /* monotonic ms of the last consume/get/declare */
@@ -307,6 +310,17 @@ void sb_broker__reply_cancel(sb_bchan *ch);
 bool sb_broker__reply_route(sb_broker *b, sb_str rk, sb_msg *m);
 
 /* queue_ttl.c: message TTL (x-message-ttl, expiration) and x-expires */
+/* policy.c: recomputes q->cfg from its arguments and the policy that
+ * applies now; live (an existing queue, not one being created) also
+ * enforces a lower length limit and restarts the expiry timer. */
+void sb_broker__queue_policy_refresh(sb_queue *q, bool live);
+/* Recomputes x->alternate from its arguments and its policy. */
+void sb_broker__exchange_policy_refresh(sb_exchange *x);
+void sb_broker__policies_free(sb_vhost *v);
+/* queue.c: dead-letters the oldest ready messages while over a length limit. */
+void sb_broker__queue_enforce_limits(sb_queue *q);
+/* queue_ttl.c: x-expires changed: the unused-queue timer starts over. */
+void sb_broker__queue_expiry_restart(sb_queue *q);
 uint64_t sb_broker__now(const sb_broker *b);
 /* When a message enqueued now in q expires (0: never). */
 uint64_t sb_broker__expiry_for(sb_queue *q, const sb_msg *m, uint64_t now);

@@ -4,7 +4,8 @@
  *
  * As RabbitMQ's rabbit_definitions: every vhost named must exist (checked
  * before anything is applied: Switchboard cannot create vhosts yet); then
- * exchanges, queues and bindings are declared in that order; an exchange
+ * policies are set and exchanges, queues and bindings declared, in that
+ * order; an exchange
  * or queue that already exists is left as it is and exchanges named amq.*
  * are skipped. An import stops at the first error, with its reason; the
  * start-up load instead logs it and goes on, and also gives each durable
@@ -203,19 +204,35 @@ stop_here(import_ctx *c)
     return false;
 }
 
+/* A policy, before the queues and exchanges it applies to (as RabbitMQ
+ * imports them); one of the same name is replaced. */
+static int
+import_policy(import_ctx *c, const json_t *o)
+{
+    const char *name = json_string_value(json_object_get(o, "name"));
+    sb_vhost *v = obj_vhost(c, o, "policy", sb_str_c(name ? name : ""));
+    char why[300];
+
+    if (v == NULL)
+        return -1;
+    if (sb_policy_set(v, name ? name : "", o, why, sizeof why) < 0)
+        return failed(c, "policy", sb_str_c(name ? name : ""), why);
+    return 0;
+}
+
 static int
 import_all(import_ctx *c, const json_t *doc)
 {
     int (*const step[])(import_ctx *, const json_t *) = {
-        import_exchange, import_queue, import_binding,
+        import_policy, import_exchange, import_queue, import_binding,
     };
-    const char *const keys[] = { "exchanges", "queues", "bindings" };
+    const char *const keys[] = { "policies", "exchanges", "queues", "bindings" };
     const json_t *o;
     size_t i;
 
     if (check_vhosts(c, doc) < 0 && stop_here(c))
         return -1;
-    for (size_t k = 0; k < 3; k++) {
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
         const json_t *arr = json_object_get(doc, keys[k]);
         if (arr != NULL && !json_is_array(arr)) {
             snprintf(c->why, sizeof c->why, "\"%s\" must be an array", keys[k]);

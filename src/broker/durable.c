@@ -239,6 +239,7 @@ static json_t *
 definitions(sb_broker *b)
 {
     json_t *vs = json_array(), *xs = json_array(), *qs = json_array(), *bs = json_array();
+    json_t *ps = json_array();
     size_t it = 0;
     sb_str name;
     void *val;
@@ -246,9 +247,10 @@ definitions(sb_broker *b)
     while (sb_map_next(&b->vhosts, &it, &name, &val)) {
         json_array_append_new(vs, json_pack("{s:s#}", "name", name.p, (int)name.len));
         vhost_json(val, xs, qs, bs);
+        sb_vhost_policies_json(val, ps);
     }
-    return json_pack("{s:s, s:o, s:o, s:o, s:o}", "product", "Switchboard", "vhosts", vs,
-                     "queues", qs, "exchanges", xs, "bindings", bs);
+    return json_pack("{s:s, s:o, s:o, s:o, s:o, s:o}", "product", "Switchboard", "vhosts", vs,
+                     "policies", ps, "queues", qs, "exchanges", xs, "bindings", bs);
 }
 
 static void

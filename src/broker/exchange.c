@@ -22,7 +22,6 @@ sb_broker__exchange_new(sb_vhost *v, sb_str name, const sb_xtype *type, bool dur
                         bool auto_delete, bool internal, const sb_amqp_table *args)
 {
     sb_exchange *x = sb_calloc(1, sizeof *x);
-    const sb_amqp_value *ae;
 
     x->vhost = v;
     x->name = sb_strndup(name.p, name.len);
@@ -33,9 +32,7 @@ sb_broker__exchange_new(sb_vhost *v, sb_str name, const sb_xtype *type, bool dur
     x->auto_delete = auto_delete;
     x->internal = internal;
     sb_broker__table_copy(&x->args, args);
-    ae = args ? sb_amqp_table_get(args, "alternate-exchange") : NULL;
-    if (ae && ae->kind == SB_FV_LONGSTR)
-        x->alternate = sb_strndup(ae->v.s.p, ae->v.s.len);
+    sb_broker__exchange_policy_refresh(x);
     sb_list_init(&x->bindings_out);
     sb_list_init(&x->bindings_in);
     sb_list_init(&x->delayed_msgs);

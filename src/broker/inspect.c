@@ -83,6 +83,7 @@ queue_view(const sb_queue *q, sb_queue_view *out)
         .messages_unacked = q->unacked_count,
         .ready_bytes = q->ready_bytes,
         .consumers = q->consumer_count,
+        .policy = q->policy,
     };
 }
 
@@ -133,6 +134,7 @@ exchange_view(const sb_exchange *x, sb_exchange_view *out)
         .durable = x->durable,
         .auto_delete = x->auto_delete,
         .internal = x->internal,
+        .policy = x->policy,
         .args = args_of(&x->args),
     };
 }

@@ -93,7 +93,7 @@ queue_new(sb_vhost *v, sb_str name, const sb_queue_decl *d)
     q->auto_delete = d->auto_delete;
     q->owner = d->exclusive ? d->owner : NULL;
     sb_broker__table_copy(&q->args, d->args);
-    sb_broker__queue_cfg(d->args, &q->cfg);
+    sb_broker__queue_policy_refresh(q, false);
     sb_list_init(&q->ready);
     sb_list_init(&q->unacked);
     sb_list_init(&q->consumers);
@@ -371,6 +371,13 @@ sb_broker__queue_entry_new(sb_queue *q, sb_msg *m)
 }
 
 void
+sb_broker__queue_enforce_limits(sb_queue *q)
+{
+    while (over_limit(q, 0, 0) && q->ready_count > 0)
+        sb_broker__deadletter(q, sb_broker__queue_pop(q), SB_DEATH_MAXLEN);
+}
+
+void
 sb_broker__queue_link_entry(sb_queue *q, sb_qentry *e)
 {
     sb_list *at = &q->ready;
@@ -380,8 +387,7 @@ sb_broker__queue_link_entry(sb_queue *q, sb_qentry *e)
            SB_CONTAINER_OF(at->prev, sb_qentry, link)->prio < e->prio)
         at = at->prev;
     ready_link(q, e, at);
-    while (over_limit(q, 0, 0) && q->ready_count > 0)
-        sb_broker__deadletter(q, sb_broker__queue_pop(q), SB_DEATH_MAXLEN);
+    sb_broker__queue_enforce_limits(q);
     if (q->consumer_count > 0)
         sb_broker__queue_dispatch(q);
     if (q->ready_count > 0 && e->expires_at != 0)

@@ -98,6 +98,18 @@ sb_broker__queue_timers_init(sb_queue *q)
 }
 
 void
+sb_broker__queue_expiry_restart(sb_queue *q)
+{
+    sb_broker *b = q->vhost->broker;
+
+    if (b->loop == NULL)
+        return;
+    sb_timer_stop(b->loop, &q->expiry_timer);
+    if (q->cfg.expires > 0)
+        sb_timer_start(b->loop, &q->expiry_timer, (uint64_t)q->cfg.expires);
+}
+
+void
 sb_broker__queue_timers_stop(sb_queue *q)
 {
     sb_broker *b = q->vhost->broker;

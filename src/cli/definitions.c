@@ -7,8 +7,8 @@
  * topology in either direction: a file exported from Switchboard imports
  * into RabbitMQ (this command, `rabbitmqctl import_definitions` or the
  * management UI), and a RabbitMQ export imports into Switchboard, which
- * ignores the kinds it does not have yet (users, permissions, policies,
- * parameters); this command prints a warning line for each such kind.
+ * ignores the kinds it does not have yet (users, permissions, parameters);
+ * this command prints a warning line for each such kind.
  * Runs on the CLI's only thread.
  */
 #include <errno.h>
@@ -26,13 +26,13 @@ static const char usage_text[] =
     "       switchboard definitions import FILE [--http URL]\n"
     "\n"
     "export writes the broker's durable exchanges, queues and bindings (with\n"
-    "their arguments) to FILE ('-' for standard output) in RabbitMQ's\n"
+    "their arguments) and policies to FILE ('-' for standard output) in RabbitMQ's\n"
     "definitions format (GET /api/definitions); RabbitMQ imports it with\n"
     "`rabbitmqctl import_definitions FILE` or its management API.\n"
     "\n"
     "import declares what FILE describes (POST /api/definitions). FILE may be a\n"
     "RabbitMQ export: against Switchboard, users, permissions, topic\n"
-    "permissions, parameters and policies are ignored, with a warning per kind.\n"
+    "permissions and parameters are ignored, with a warning per kind.\n"
     "As in RabbitMQ, exchanges and queues that already exist are left as they\n"
     "are, and the first error stops the import (what came before stays).\n"
     "\n"
@@ -91,7 +91,7 @@ static int export_defs(const char *http, const char *file)
 
 /* Kinds Switchboard does not import yet (it logs them too). */
 static const char *const ignored_kinds[] = {
-    "users", "permissions", "topic_permissions", "parameters", "global_parameters", "policies",
+    "users", "permissions", "topic_permissions", "parameters", "global_parameters",
 };
 
 /* Against Switchboard (its /api/overview says so), one warning line per

@@ -7,15 +7,15 @@
  * durable ends, as RabbitMQ exports them) in RabbitMQ's top-level shape:
  * product_name, product_version, users, vhosts, permissions,
  * topic_permissions, parameters, global_parameters, policies, queues,
- * exchanges, bindings. Switchboard has no users or policies to export, so
- * those arrays are empty; the queue log ids the broker keeps in its own
+ * exchanges, bindings. Switchboard has no users or parameters to export,
+ * so those arrays are empty; the queue log ids the broker keeps in its own
  * copy are removed.
  *
  * POST imports such a document, RabbitMQ's own exports included, through
  * sb_broker_import_definitions (broker/defs_import.c, which also loads the
  * saved definitions at start-up): the first error stops the import with
- * 400 and its reason (what came before stays). Users, permissions,
- * policies and parameters are ignored with a warning logged per kind.
+ * 400 and its reason (what came before stays). Users, permissions and
+ * parameters are ignored with a warning logged per kind.
  * Runs on the loop thread.
  */
 #include <stdio.h>
@@ -28,7 +28,7 @@
 
 /* Kinds of a RabbitMQ export that Switchboard has no notion of yet. */
 static const char *const ignored_kinds[] = {
-    "users", "permissions", "topic_permissions", "parameters", "global_parameters", "policies",
+    "users", "permissions", "topic_permissions", "parameters", "global_parameters",
 };
 
 /* GET /api/definitions */
@@ -52,7 +52,8 @@ sb_http__api_definitions(sb_http_req *r)
     json_object_set_new(d, "product_name", json_string(SB_HTTP__PRODUCT));
     json_object_set_new(d, "product_version", json_string(SB_HTTP__VERSION));
     for (i = 0; i < sizeof ignored_kinds / sizeof ignored_kinds[0]; i++)
-        json_object_set_new(d, ignored_kinds[i], json_array());
+        if (json_object_get(d, ignored_kinds[i]) == NULL)
+            json_object_set_new(d, ignored_kinds[i], json_array());
     sb_http__reply_json(r, MHD_HTTP_OK, d);
 }
 

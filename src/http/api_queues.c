@@ -29,7 +29,9 @@ str_json(sb_str s)
 static json_t *
 queue_json(const sb_queue_view *q)
 {
-    return json_pack("{s:o,s:s,s:b,s:b,s:b,s:o,s:I,s:I,s:I,s:I,s:I,s:s,s:s,s:s}",
+    const char *policy = sb_policy_name(q->policy);
+
+    return json_pack("{s:o,s:s,s:b,s:b,s:b,s:o,s:I,s:I,s:I,s:I,s:I,s:s,s:s,s:s,s:o,s:o}",
                      "name", str_json(q->name),
                      "vhost", q->vhost,
                      "durable", q->durable,
@@ -43,7 +45,9 @@ queue_json(const sb_queue_view *q)
                      "consumers", (json_int_t)q->consumers,
                      "state", "running",
                      "type", "classic",
-                     "node", NODE_NAME);
+                     "node", NODE_NAME,
+                     "policy", policy ? json_string(policy) : json_null(),
+                     "effective_policy_definition", sb_policy_definition_json(q->policy));
 }
 
 static void

@@ -205,6 +205,8 @@ void sb_http__api_rpc(sb_http_req *r);
 void sb_http__api_definitions(sb_http_req *r);
 void sb_http__api_definitions_import(sb_http_req *r);
 void sb_http__api_dlq(sb_http_req *r);
+void sb_http__api_policies(sb_http_req *r);
+void sb_http__api_policy(sb_http_req *r);
 void sb_http__api_dlq_replay(sb_http_req *r);
 
 /* ---- api_common.c: helpers the management handlers share ---- */
