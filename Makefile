@@ -29,7 +29,7 @@ FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_SECONDS ?= 60
 
 .PHONY: all run test test-unit test-integration test-reference asan fuzz gen gen-check \
-        deps-build deps-test deps-reference bench clean unit-bins fuzz-bins
+        deps-build deps-test deps-reference bench clean unit-bins fuzz-bins docs docs-check
 
 all: $(BUILD)/switchboard
 
@@ -82,6 +82,7 @@ demo: deps-build deps-test $(BUILD)/switchboard
 test: deps-test
 	$(MAKE) all unit-bins fuzz-bins
 	$(MAKE) gen-check
+	$(MAKE) docs-check
 	cd tests && $(PYTHON) -m pytest -q -p no:cacheprovider .
 
 test-unit: deps-test
@@ -110,6 +111,14 @@ gen:
 
 gen-check:
 	@$(PYTHON) tools/amqpgen.py --check ../shared/spec/amqp-rabbitmq-0.9.1.json src/amqp
+
+# docs/configuration.md is generated from the option table (src/config/options.c).
+docs: all
+	$(BUILD)/switchboard serve --options-markdown > docs/configuration.md
+
+docs-check: all
+	@$(BUILD)/switchboard serve --options-markdown | diff -q docs/configuration.md - >/dev/null \
+	  || { echo "docs/configuration.md is out of date: run 'make docs'"; exit 1; }
 
 bench: deps-reference all
 	$(PYTHON) bench/run.py

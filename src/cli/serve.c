@@ -39,7 +39,9 @@ serve_usage(FILE *out)
             "usage: switchboard serve [--config FILE] [--amqp-port N] [--http-port N]\n"
             "                         [--data-dir DIR] [--bind ADDR[,ADDR...]] [OPTION VALUE...]\n\n"
             "Runs the broker in the foreground, logging to stderr. SIGTERM or SIGINT\n"
-            "closes every connection (320 CONNECTION_FORCED) and exits.\n\n"
+            "closes every connection (320 CONNECTION_FORCED) and exits.\n"
+            "Every option is also accepted as `KEY VALUE` and in the --config file as\n"
+            "`key = value`; --options-markdown prints this list as docs/configuration.md.\n\n"
             "Options (config-file key, flag, default):\n");
     sb_config_print_help(out);
 }
@@ -59,6 +61,10 @@ parse_args(int argc, char **argv, sb_config *c)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             serve_usage(stdout);
+            exit(0);
+        }
+        if (strcmp(argv[i], "--options-markdown") == 0) {
+            sb_config_print_markdown(stdout);
             exit(0);
         }
         if (i + 1 >= argc) {

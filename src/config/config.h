@@ -58,5 +58,7 @@ int sb_config_set(sb_config *c, const char *name, const char *value, char *err, 
 int sb_config_load(sb_config *c, const char *path, char *err, size_t errlen);
 /* Writes the option table as documentation (for --help). */
 void sb_config_print_help(void *stream);
+/* Writes docs/configuration.md: every option as a Markdown table row. */
+void sb_config_print_markdown(void *stream);
 
 #endif /* SB_CONFIG_H */
