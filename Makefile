@@ -5,7 +5,7 @@
 #   make test-reference   the integration suite against Debian's rabbitmq-server
 #   make asan       unit tests and integration under ASan+UBSan
 #   make fuzz       run each libFuzzer target for FUZZ_SECONDS
-#   make gen / gen-check   regenerate the AMQP codec / check it is up to date
+#   make gen / gen-check   regenerate the AMQP codec and dispatch table / check they are up to date
 #   make bench      the side-by-side benchmark against RabbitMQ (long)
 #   make demo       the online store example, every scenario measured (examples/shop)
 
@@ -106,11 +106,12 @@ fuzz: deps-test fuzz-bins
 	@for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p fuzz/corpus/$$n; \
 	  echo "== $$n"; $$f -max_total_time=$(FUZZ_SECONDS) fuzz/corpus/$$n || exit 1; done
 
+# tools/amqpgen.py writes src/amqp/methods_gen.{h,c} and src/session/dispatch_gen.{h,c}.
 gen:
-	$(PYTHON) tools/amqpgen.py ../shared/spec/amqp-rabbitmq-0.9.1.json src/amqp
+	$(PYTHON) tools/amqpgen.py ../shared/spec src
 
 gen-check:
-	@$(PYTHON) tools/amqpgen.py --check ../shared/spec/amqp-rabbitmq-0.9.1.json src/amqp
+	@$(PYTHON) tools/amqpgen.py --check ../shared/spec src
 
 # docs/configuration.md is generated from the option table (src/config/options.c).
 docs: all

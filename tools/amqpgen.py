@@ -1,12 +1,16 @@
 #!/usr/bin/python3
-"""amqpgen.py - generate the AMQP 0-9-1 method codec from the JSON spec.
+"""amqpgen.py - generate the AMQP 0-9-1 method codec and the session's
+method dispatch table from the spec.
 
-Usage: tools/amqpgen.py [--check] SPEC_JSON OUTDIR
+Usage: tools/amqpgen.py [--check] SPEC_DIR SRC_DIR
 
-Writes OUTDIR/methods_gen.h and OUTDIR/methods_gen.c. With --check it
-generates both in memory and exits 1 if the files on disk differ (CI runs
-this as `make gen-check`). The output depends only on the spec, so running
-it twice gives identical files.
+Reads SPEC_DIR/amqp-rabbitmq-0.9.1.json (methods, arguments, "content",
+"synchronous") and SPEC_DIR/amqp0-9-1.stripped.extended.xml (only its
+<chassis> elements: which peer receives each method; the JSON does not say).
+Writes SRC_DIR/amqp/methods_gen.{h,c} and SRC_DIR/session/dispatch_gen.{h,c}.
+With --check it generates them in memory and exits 1 if the files on disk
+differ (CI runs this as `make gen-check`). The output depends only on the
+spec and the tables in this file, so running it twice gives identical files.
 
 What is generated:
   - SB_METHOD_ID, class ids SB_CLASS_*, method ids SB_M_<CLASS>_<METHOD>;
@@ -14,13 +18,19 @@ What is generated:
     sb_amqp_method tagged union of them all;
   - a method info table sorted by id (name, synchronous, content);
   - per-method decode/encode functions and the switch that dispatches
-    them, plus the method frame encoder.
+    them, plus the method frame encoder;
+  - the dispatch table of src/session/: one row per method with its facts
+    (content, synchronous, whether a client may send it), the states in
+    which it is accepted and its handler, sb_session__on_<class>_<method>,
+    plus the prototypes of those handlers. The facts the spec lacks are
+    the DISPATCH_* tables below, each entry with its reason.
 Wire rules followed: consecutive bit arguments share one octet, least
 significant bit first; a bit run longer than 8 starts another octet.
 """
 import argparse
 import json
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 BANNER = (
@@ -70,6 +80,7 @@ class Method:
         self.synchronous = bool(spec_method.get("synchronous", False))
         self.content = bool(spec_method.get("content", False))
         self.args = [Arg(a, domains) for a in spec_method["arguments"]]
+        self.client_sends = False  # set by load_receivers, from the XML
 
 
 def resolve(domain, domains):
@@ -324,24 +335,304 @@ sb_amqp_method_frame_encode(sb_buf *b, uint16_t channel, const sb_amqp_method *m
 """
 
 
+# ---------------------------------------------------------------- dispatch
+#
+# src/session/dispatch_gen.{h,c}: for every method of the spec, the handler
+# src/session/ calls when a client sends it and the states in which it may.
+# A row's facts come from the spec: id and name, "content" and
+# "synchronous" from the JSON, and who receives the method from the XML's
+# <chassis name="server"> (the server implements, i.e. receives, it). The
+# handler of a method a client may send is named by convention,
+# sb_session__on_<class>_<method>, and is defined in on_<class>.c
+# (connection methods: conn_amqp.c). A method without a handler meets the
+# existing refusal: chan.c's on a channel, conn_amqp.c's on channel 0.
+#
+# What the spec does not say is chosen by hand in the three tables below.
+
+# Corrections to the XML's chassis. Its RabbitMQ 0-9-1 file swaps the
+# directions of update-secret, and it has no access class (the JSON keeps
+# access for clients that still send access.request).
+DISPATCH_RECEIVER_FIXES = {
+    # RabbitMQ 3.8+ receives update-secret from a client refreshing its
+    # credentials (OAuth 2 tokens) and answers update-secret-ok.
+    "connection.update-secret": "server",
+    "connection.update-secret-ok": "client",
+    # Access tickets are gone from 0-9-1, but older clients may still send
+    # access.request; the reply is a no-op request-ok with ticket 1.
+    "access.request": "server",
+    "access.request-ok": "client",
+}
+
+# Methods a client may send by the spec that Switchboard refuses, because
+# they answer a request it never sends. No handler: they are refused as a
+# server-to-client method is.
+DISPATCH_REFUSED = {
+    "connection.secure-ok": "connection.secure is never sent: PLAIN and AMQPLAIN take no challenge",
+    "channel.flow-ok": "channel.flow is never sent to a client",
+    "basic.cancel-ok": "the basic.cancel the broker sends (consumer_cancel_notify) takes no reply",
+}
+
+# The states in which a method's handler runs, where not the default: for
+# a connection method SC_OPEN (channel 0 of an open connection), for the
+# others CH_OPEN. Elsewhere it is refused (or dropped while closing).
+DISPATCH_STATES = {
+    "connection.start-ok": ["SC_AWAIT_START_OK"],
+    "connection.tune-ok": ["SC_AWAIT_TUNE_OK"],
+    "connection.open": ["SC_AWAIT_OPEN"],
+    # The spec's "stability" rule of connection.close and channel.close:
+    # "After sending this method, any received methods except Close and
+    # Close-OK MUST be discarded. The response to receiving a Close after
+    # sending Close must be to send Close-Ok."
+    "connection.close": ["SC_OPEN", "SC_CLOSING"],
+    "connection.close-ok": ["SC_CLOSING"],
+    "channel.close": ["CH_OPEN", "CH_CLOSING"],
+    "channel.close-ok": ["CH_CLOSING"],
+}
+
+
+def load_receivers(xml_path, methods):
+    """Sets m.client_sends on every method: the XML names "server" among
+    the method's chassis, after DISPATCH_RECEIVER_FIXES. Fails if the XML
+    and the JSON disagree about a method both define."""
+    root = ET.parse(xml_path).getroot()
+    receivers = {}
+    for c in root.findall("class"):
+        for x in c.findall("method"):
+            key = (int(c.get("index")), int(x.get("index")))
+            name = f"{c.get('name')}.{x.get('name')}"
+            receivers[key] = (name, {ch.get("name") for ch in x.findall("chassis")})
+    by_name = {m.spec_name: m for m in methods}
+    for table in (DISPATCH_RECEIVER_FIXES, DISPATCH_REFUSED, DISPATCH_STATES):
+        for name in table:
+            if name not in by_name:
+                raise SystemExit(f"amqpgen: {name} in a DISPATCH_ table is not in the spec")
+    for m in methods:
+        if m.spec_name in DISPATCH_RECEIVER_FIXES:
+            m.client_sends = DISPATCH_RECEIVER_FIXES[m.spec_name] == "server"
+            continue
+        got = receivers.get((m.class_id, m.id))
+        if got is None:
+            raise SystemExit(f"amqpgen: {m.spec_name} is not in {xml_path}; add it to "
+                             "DISPATCH_RECEIVER_FIXES")
+        if got[0] != m.spec_name:
+            raise SystemExit(f"amqpgen: ({m.class_id}, {m.id}) is {m.spec_name} in the JSON "
+                             f"but {got[0]} in {xml_path}")
+        m.client_sends = "server" in got[1]
+    for name in DISPATCH_REFUSED:
+        if not by_name[name].client_sends:
+            raise SystemExit(f"amqpgen: {name} is refused but a client cannot send it anyway")
+
+
+def dispatch_facts(m):
+    """(handler or None, conn_states, chan_states) of method m."""
+    if not m.client_sends or m.spec_name in DISPATCH_REFUSED:
+        return None, [], []
+    handler = "sb_session__on_" + m.ident
+    is_conn = m.class_name == "connection"
+    states = DISPATCH_STATES.get(m.spec_name, ["SC_OPEN" if is_conn else "CH_OPEN"])
+    if any(s.startswith("SC_") != is_conn for s in states):
+        raise SystemExit(f"amqpgen: {m.spec_name}: states {states} are of the wrong kind")
+    return handler, states if is_conn else [], [] if is_conn else states
+
+
+def states_expr(states):
+    return " | ".join(f"SB_IN({s})" for s in states) if states else "0"
+
+
+def gen_dispatch_header(methods):
+    L = [DISPATCH_BANNER]
+    L.append(DISPATCH_HEADER_TOP)
+    for m in methods:
+        handler, conn_states, _ = dispatch_facts(m)
+        if handler is None:
+            continue
+        if conn_states:
+            L.append(f"void {handler}(sb_sconn *sc, const {m.struct} *m);\n")
+        else:
+            proto = f"int {handler}(sb_chan *ch, const {m.struct} *m, sb_error *err);\n"
+            if len(proto) > 101:
+                indent = " " * (len(handler) + 5)
+                proto = f"int {handler}(sb_chan *ch, const {m.struct} *m,\n{indent}sb_error *err);\n"
+            L.append(proto)
+    L.append("\n#endif /* SB_SESSION_DISPATCH_GEN_H */\n")
+    return "".join(L)
+
+
+def gen_dispatch_source(classes, methods):
+    L = [DISPATCH_BANNER]
+    L.append("/* dispatch_gen.c - the method dispatch table of src/session/ (see\n"
+             " * dispatch_gen.h), and one adapter per handler that passes the\n"
+             " * method's own argument struct. */\n")
+    L.append('#include "session_int.h"\n\n')
+    ordered = sorted(methods, key=lambda m: (m.class_id, m.id))
+    for m in ordered:
+        handler, conn_states, _ = dispatch_facts(m)
+        if handler is None:
+            continue
+        if conn_states:
+            L.append(f"static void\ncall_{m.ident}(sb_sconn *sc, const sb_amqp_method *m)\n{{\n"
+                     f"    {handler}(sc, &m->u.{m.ident});\n}}\n\n")
+        else:
+            L.append(f"static int\ncall_{m.ident}(sb_chan *ch, const sb_amqp_method *m, "
+                     f"sb_error *err)\n{{\n"
+                     f"    return {handler}(ch, &m->u.{m.ident}, err);\n}}\n\n")
+    L.append("/* Fields a row leaves out are 0, false or NULL. */\n")
+    L.append("const sb_dispatch sb_session__dispatch_rows[] = {\n")
+    row_of = {}
+    for i, m in enumerate(ordered):
+        row_of[(m.class_id, m.id)] = i
+        handler, conn_states, chan_states = dispatch_facts(m)
+        fields = [f".id = {m.enum}", f'.name = "{m.spec_name}"']
+        if handler is not None:
+            fields.append(f".on_conn = call_{m.ident}" if conn_states
+                          else f".on_chan = call_{m.ident}")
+        if conn_states:
+            fields.append(f".conn_states = {states_expr(conn_states)}")
+        if chan_states:
+            fields.append(f".chan_states = {states_expr(chan_states)}")
+        # Fields left out are 0 / false.
+        for flag, on in (("has_content", m.content), ("synchronous", m.synchronous),
+                         ("client_sends", m.client_sends)):
+            if on:
+                fields.append(f".{flag} = true")
+        L.append("    { " + wrap_fields(fields) + " },\n")
+    L.append("};\n\n")
+    L.append("const size_t sb_session__dispatch_count =\n"
+             "    sizeof sb_session__dispatch_rows / sizeof sb_session__dispatch_rows[0];\n\n")
+    if len(ordered) > 255:
+        raise SystemExit("amqpgen: more than 255 methods do not fit the uint8_t row index")
+    for name, cid in sorted(classes, key=lambda c: c[1]):
+        ms = [m for m in ordered if m.class_id == cid]
+        n = max(m.id for m in ms) + 1
+        L.append(f"/* {name}: row + 1 by method id, 0 for none */\n")
+        L.append(f"static const uint8_t class_{c_ident(name)}[{n}] = {{\n")
+        for m in ms:
+            L.append(f"    [{m.id}] = {row_of[(cid, m.id)] + 1}, /* {m.spec_name} */\n")
+        L.append("};\n\n")
+    L.append("const sb_dispatch_class sb_session__dispatch_classes[SB_DISPATCH_CLASS_END] = {\n")
+    for name, cid in sorted(classes, key=lambda c: c[1]):
+        ident = c_ident(name)
+        L.append(f"    [SB_CLASS_{ident.upper()}] = {{ class_{ident}, "
+                 f"sizeof class_{ident} }},\n")
+    L.append("};\n")
+    return "".join(L)
+
+
+def wrap_fields(fields):
+    """Joins designated initializers, breaking lines before 100 columns."""
+    lines, cur = [], ""
+    for f in fields:
+        piece = f if not cur else cur + ", " + f
+        if len(piece) + 6 > 96 and cur:
+            lines.append(cur + ",")
+            cur = f
+        else:
+            cur = piece
+    lines.append(cur)
+    return "\n      ".join(lines)
+
+
+DISPATCH_BANNER = (
+    "/* GENERATED by tools/amqpgen.py from shared/spec/amqp-rabbitmq-0.9.1.json, the\n"
+    " * <chassis> of shared/spec/amqp0-9-1.stripped.extended.xml and the DISPATCH_\n"
+    " * tables in amqpgen.py.\n"
+    " * Do not edit: change the generator and run `make gen`. CI runs `make gen-check`. */\n"
+)
+
+DISPATCH_HEADER_TOP = """\
+/* dispatch_gen.h - the AMQP method dispatch table of src/session/.
+ *
+ * One row per (class, method) of the spec: the facts about the method, the
+ * states of the connection (channel 0) or of the channel in which it is
+ * accepted, and its handler. conn_amqp.c and chan.c look a decoded method
+ * up with sb_session__dispatch_get (two array indexes, no search), call the
+ * handler when the state's bit is set, and refuse the method otherwise.
+ * A method a client may not send (basic.deliver, connection.start) has no
+ * handler and no states. Included by session_int.h.
+ */
+#ifndef SB_SESSION_DISPATCH_GEN_H
+#define SB_SESSION_DISPATCH_GEN_H
+
+#include "session_int.h"
+
+/* The bit of state s (an sb_sconn_state or an sb_chan_state) in a row's
+ * conn_states or chan_states. */
+#define SB_IN(s) (1u << (s))
+
+/* A channel method's handler: 0, or a reply code with err set. It may
+ * free ch (channel.close does), and then returns 0. */
+typedef int sb_session__chan_fn(sb_chan *ch, const sb_amqp_method *m, sb_error *err);
+/* A connection method's handler, on channel 0; it sends any close itself. */
+typedef void sb_session__conn_fn(sb_sconn *sc, const sb_amqp_method *m);
+
+typedef struct sb_dispatch {
+    uint32_t id;                /* SB_M_* */
+    const char *name;           /* as in the spec: "basic.publish" */
+    sb_session__conn_fn *on_conn; /* connection class; NULL when refused */
+    sb_session__chan_fn *on_chan; /* the other classes; NULL when refused */
+    uint8_t conn_states;        /* SB_IN(SC_*): where on_conn runs */
+    uint8_t chan_states;        /* SB_IN(CH_*): where on_chan runs */
+    bool has_content;           /* followed by a content header and body frames */
+    bool synchronous;           /* a request that expects a -ok reply */
+    bool client_sends;          /* the spec lets a client send it */
+} sb_dispatch;
+
+/* Every method of the spec, in id order. */
+extern const sb_dispatch sb_session__dispatch_rows[];
+extern const size_t sb_session__dispatch_count;
+
+/* One class: row + 1 of each method, indexed by method id (0: none). */
+typedef struct sb_dispatch_class {
+    const uint8_t *row;
+    size_t n;                   /* entries in row */
+} sb_dispatch_class;
+
+#define SB_DISPATCH_CLASS_END 91 /* class ids are below this */
+extern const sb_dispatch_class sb_session__dispatch_classes[SB_DISPATCH_CLASS_END];
+
+/* The row of method id (SB_M_*), or NULL if the spec has no such method. */
+static inline const sb_dispatch *
+sb_session__dispatch_get(uint32_t id)
+{
+    uint32_t class_id = id >> 16, method_id = id & 0xffffu;
+    const sb_dispatch_class *c;
+
+    if (class_id >= SB_DISPATCH_CLASS_END)
+        return NULL;
+    c = &sb_session__dispatch_classes[class_id];
+    if (method_id >= c->n || c->row[method_id] == 0)
+        return NULL;
+    return &sb_session__dispatch_rows[c->row[method_id] - 1];
+}
+
+/* The handlers, one per method a client may send. */
+"""
+
+
 # ---------------------------------------------------------------- main
 
 def main(argv):
-    ap = argparse.ArgumentParser(description="Generate the AMQP method codec.")
+    ap = argparse.ArgumentParser(description="Generate the AMQP codec and dispatch table.")
     ap.add_argument("--check", action="store_true",
-                    help="exit 1 if the files in OUTDIR are not what would be generated")
-    ap.add_argument("spec")
-    ap.add_argument("outdir")
+                    help="exit 1 if the files in SRC_DIR are not what would be generated")
+    ap.add_argument("spec_dir", help="holds amqp-rabbitmq-0.9.1.json and the stripped XML")
+    ap.add_argument("src_dir", help="the src/ folder: writes amqp/ and session/ files")
     opts = ap.parse_args(argv)
 
-    classes, methods = load(opts.spec)
+    spec = Path(opts.spec_dir)
+    classes, methods = load(spec / "amqp-rabbitmq-0.9.1.json")
+    load_receivers(spec / "amqp0-9-1.stripped.extended.xml", methods)
+    if max(cid for _, cid in classes) >= 91:
+        raise SystemExit("amqpgen: a class id is not below SB_DISPATCH_CLASS_END (91)")
+    src = Path(opts.src_dir)
     outputs = {
-        "methods_gen.h": gen_header(classes, methods),
-        "methods_gen.c": gen_source(methods),
+        src / "amqp" / "methods_gen.h": gen_header(classes, methods),
+        src / "amqp" / "methods_gen.c": gen_source(methods),
+        src / "session" / "dispatch_gen.h": gen_dispatch_header(methods),
+        src / "session" / "dispatch_gen.c": gen_dispatch_source(classes, methods),
     }
     stale = []
-    for name, text in outputs.items():
-        path = Path(opts.outdir) / name
+    for path, text in outputs.items():
         old = path.read_text(encoding="utf-8") if path.exists() else None
         if old == text:
             continue
@@ -349,7 +640,7 @@ def main(argv):
         if not opts.check:
             path.write_text(text, encoding="utf-8")
     if opts.check and stale:
-        print(f"amqpgen: {', '.join(stale)} out of date with {opts.spec}: run `make gen`",
+        print(f"amqpgen: {', '.join(stale)} out of date with {opts.spec_dir}: run `make gen`",
               file=sys.stderr)
         return 1
     return 0

@@ -1,6 +1,7 @@
-/* chan.c - AMQP channels: open/close/flow, the frame sequence rules
- * (method, then header, then body frames), dispatch of methods to the
- * per-class handlers, and the one place reply codes become closes. */
+/* chan.c - AMQP channels: opening one, the frame sequence rules (method,
+ * then header, then body frames), dispatch of methods through the
+ * generated table (dispatch_gen.c) to the per-method handlers of
+ * on_<class>.c, and the one place reply codes become closes. */
 #include "session_int.h"
 
 #include <stdio.h>
@@ -90,62 +91,20 @@ chan_fail(sb_sconn *sc, sb_chan *ch, int code, sb_error *err, uint32_t method)
     chan_close(ch, code, err);
 }
 
-static int
-on_channel(sb_chan *ch, const sb_amqp_method *m, sb_error *err)
+/* The existing refusals: a connection method on a channel is named as
+ * such, any other method is "unexpected". */
+int
+sb_session__chan_refuse(const sb_dispatch *d, sb_error *err)
 {
-    sb_amqp_method r = { 0 };
-
-    switch (m->id) {
-    case SB_M_CHANNEL_CLOSE:
-        r.id = SB_M_CHANNEL_CLOSE_OK;
-        sb_session__send(ch->conn, ch->id, &r);
-        sb_session__chan_free(ch);
-        return 0;
-    case SB_M_CHANNEL_FLOW:
-        sb_bchan_flow(ch->b, m->u.channel_flow.active);
-        r.id = SB_M_CHANNEL_FLOW_OK;
-        r.u.channel_flow_ok.active = m->u.channel_flow.active;
-        sb_session__send(ch->conn, ch->id, &r);
-        return 0;
-    case SB_M_CHANNEL_OPEN:
-        return sb_error_set(err, SB_CHANNEL_ERROR, "second 'channel.open' seen");
-    default:
-        return sb_error_set(err, SB_COMMAND_INVALID, "unexpected method %s",
-                            sb_amqp_method_info_get(m->id)->name);
-    }
-}
-
-static int
-on_access(sb_chan *ch, const sb_amqp_method *m, sb_error *err)
-{
-    sb_amqp_method r = { .id = SB_M_ACCESS_REQUEST_OK };
-
-    if (m->id != SB_M_ACCESS_REQUEST)
-        return sb_error_set(err, SB_COMMAND_INVALID, "unexpected method %s",
-                            sb_amqp_method_info_get(m->id)->name);
-    r.u.access_request_ok.ticket = 1;
-    sb_session__send(ch->conn, ch->id, &r);
-    return 0;
-}
-
-static int
-dispatch(sb_chan *ch, const sb_amqp_method *m, sb_error *err)
-{
-    switch (m->id >> 16) {
-    case SB_CLASS_CHANNEL: return on_channel(ch, m, err);
-    case SB_CLASS_ACCESS: return on_access(ch, m, err);
-    case SB_CLASS_EXCHANGE: return sb_session__on_exchange(ch, m, err);
-    case SB_CLASS_QUEUE: return sb_session__on_queue(ch, m, err);
-    case SB_CLASS_BASIC: return sb_session__on_basic(ch, m, err);
-    case SB_CLASS_CONFIRM:
-    case SB_CLASS_TX: return sb_session__on_confirm_tx(ch, m, err);
-    default:
+    if (d->id >> 16 == SB_CLASS_CONNECTION)
         return sb_error_set(err, SB_COMMAND_INVALID, "unexpected method %s on a channel",
-                            sb_amqp_method_info_get(m->id)->name);
-    }
+                            d->name);
+    return sb_error_set(err, SB_COMMAND_INVALID, "unexpected method %s", d->name);
 }
 
-/* A frame for a channel that is not open: only channel.open is valid. */
+/* A frame for a channel that is not open: only channel.open is valid. It
+ * is handled here, since it creates the sb_chan that the table dispatches
+ * to; the handler in its row sees a second open on an open channel. */
 static void
 closed_channel_frame(sb_sconn *sc, const sb_amqp_frame *f, const sb_amqp_method *m)
 {
@@ -165,22 +124,6 @@ closed_channel_frame(sb_sconn *sc, const sb_amqp_frame *f, const sb_amqp_method 
     }
     sb_error_set(&err, SB_CHANNEL_ERROR, "expected 'channel.open'");
     chan_fail(sc, NULL, SB_CHANNEL_ERROR, &err, m ? m->id : 0);
-}
-
-/* A channel we closed waits for close-ok; everything else is dropped. */
-static void
-closing_channel_frame(sb_chan *ch, const sb_amqp_method *m)
-{
-    sb_amqp_method ok = { .id = SB_M_CHANNEL_CLOSE_OK };
-
-    if (m == NULL)
-        return;
-    if (m->id == SB_M_CHANNEL_CLOSE) {
-        sb_session__send(ch->conn, ch->id, &ok);
-        sb_session__chan_free(ch);
-    } else if (m->id == SB_M_CHANNEL_CLOSE_OK) {
-        sb_session__chan_free(ch);
-    }
 }
 
 /* RabbitMQ's texts for a frame out of the method-header-body sequence. */
@@ -220,6 +163,7 @@ void
 sb_session__chan_frame(sb_sconn *sc, const sb_amqp_frame *f)
 {
     sb_chan *ch = f->channel < sc->nchans ? sc->chans[f->channel] : NULL;
+    const sb_dispatch *d;
     sb_amqp_method m, *mp = NULL;
     sb_error err = { 0 };
     int rc;
@@ -236,23 +180,28 @@ sb_session__chan_frame(sb_sconn *sc, const sb_amqp_frame *f)
         closed_channel_frame(sc, f, mp);
         return;
     }
-    if (ch->state == CH_CLOSING) {
-        closing_channel_frame(ch, mp);
-        return;
-    }
     if (mp == NULL) {
         uint32_t method;
+        if (ch->state == CH_CLOSING)
+            return;
         rc = content_frame(ch, f, &err, &method);
         if (rc != 0)
             chan_fail(sc, ch, rc, &err, method);
         return;
     }
-    if (ch->ca != CA_NONE) {
+    if (ch->ca != CA_NONE) { /* never on a closing channel: chan_close resets ca */
         sb_error_set(&err, SB_UNEXPECTED_FRAME, "%s", sequence_error(ch->ca));
         chan_fail(sc, ch, SB_UNEXPECTED_FRAME, &err, SB_M_BASIC_PUBLISH);
         return;
     }
-    rc = dispatch(ch, &m, &err);
+    d = sb_session__dispatch_get(m.id);
+    sb_assert(d != NULL); /* the codec decodes only methods of the spec */
+    if (d->chan_states & SB_IN(ch->state))
+        rc = d->on_chan(ch, &m, &err); /* may free ch; then returns 0 */
+    else if (ch->state == CH_CLOSING)
+        return; /* we sent channel.close: all but close and close-ok is dropped */
+    else
+        rc = sb_session__chan_refuse(d, &err);
     if (rc != 0)
         chan_fail(sc, ch, rc, &err, m.id);
 }

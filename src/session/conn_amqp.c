@@ -162,8 +162,8 @@ heartbeat_tick(sb_loop *l, sb_timer *t)
 
 /* ---- handshake ---- */
 
-static void
-on_start_ok(sb_sconn *sc, const sb_m_connection_start_ok *m)
+void
+sb_session__on_connection_start_ok(sb_sconn *sc, const sb_m_connection_start_ok *m)
 {
     const sb_amqp_value *caps = sb_amqp_table_get(&m->client_properties, "capabilities");
     sb_session_opts *o = &sc->srv->opts;
@@ -204,8 +204,8 @@ on_start_ok(sb_sconn *sc, const sb_m_connection_start_ok *m)
 /* RabbitMQ closes the socket without a connection.close when tune-ok asks
  * for more than it offered (0 means "no limit", which is more) or for a
  * frame_max below the spec's minimum. */
-static void
-on_tune_ok(sb_sconn *sc, const sb_m_connection_tune_ok *m)
+void
+sb_session__on_connection_tune_ok(sb_sconn *sc, const sb_m_connection_tune_ok *m)
 {
     sb_session_opts *o = &sc->srv->opts;
     const char *why = NULL;
@@ -229,8 +229,8 @@ on_tune_ok(sb_sconn *sc, const sb_m_connection_tune_ok *m)
     sc->state = SC_AWAIT_OPEN;
 }
 
-static void
-on_open(sb_sconn *sc, const sb_m_connection_open *m)
+void
+sb_session__on_connection_open(sb_sconn *sc, const sb_m_connection_open *m)
 {
     sb_amqp_method ok = { .id = SB_M_CONNECTION_OPEN_OK };
     char name[256];
@@ -248,69 +248,84 @@ on_open(sb_sconn *sc, const sb_m_connection_open *m)
         sb_timer_start(sc->srv->loop, &sc->hb_timer, (uint64_t)sc->heartbeat * 500u);
 }
 
-static void
-conn_method_open_state(sb_sconn *sc, const sb_amqp_method *m)
+/* On an open connection, or on one we are closing (both close at once:
+ * the channels are gone already). */
+void
+sb_session__on_connection_close(sb_sconn *sc, const sb_m_connection_close *m)
 {
-    sb_amqp_method reply = { 0 };
+    sb_amqp_method ok = { .id = SB_M_CONNECTION_CLOSE_OK };
 
-    switch (m->id) {
-    case SB_M_CONNECTION_CLOSE:
-        reply.id = SB_M_CONNECTION_CLOSE_OK;
-        sb_session__send(sc, 0, &reply);
-        for (size_t i = 0; i < sc->nchans; i++)
-            if (sc->chans[i] != NULL)
-                sb_session__chan_free(sc->chans[i]);
-        sc->state = SC_CLOSED;
-        sb_conn_close(sc->net);
-        break;
-    case SB_M_CONNECTION_UPDATE_SECRET:
-        reply.id = SB_M_CONNECTION_UPDATE_SECRET_OK;
-        sb_session__send(sc, 0, &reply);
-        break;
-    case SB_M_CONNECTION_BLOCKED:
-    case SB_M_CONNECTION_UNBLOCKED:
-        break;  /* a client telling us it is blocked: nothing to do */
-    default:
-        fail(sc, SB_CHANNEL_ERROR, m->id, "%s", "unexpected method in connection state running");
-    }
+    sb_session__send(sc, 0, &ok);
+    for (size_t i = 0; i < sc->nchans; i++)
+        if (sc->chans[i] != NULL)
+            sb_session__chan_free(sc->chans[i]);
+    sc->state = SC_CLOSED;
+    sb_conn_close(sc->net);
+}
+
+/* Only while closing: the client's answer to our connection.close. */
+void
+sb_session__on_connection_close_ok(sb_sconn *sc, const sb_m_connection_close_ok *m)
+{
+    sc->state = SC_CLOSED;
+    sb_conn_close(sc->net);
+}
+
+/* The credentials are not re-checked: the user stays who it was. */
+void
+sb_session__on_connection_update_secret(sb_sconn *sc, const sb_m_connection_update_secret *m)
+{
+    sb_amqp_method ok = { .id = SB_M_CONNECTION_UPDATE_SECRET_OK };
+
+    sb_session__send(sc, 0, &ok);
+}
+
+/* A client telling us it is blocked: nothing to do. */
+void
+sb_session__on_connection_blocked(sb_sconn *sc, const sb_m_connection_blocked *m)
+{
+}
+
+void
+sb_session__on_connection_unblocked(sb_sconn *sc, const sb_m_connection_unblocked *m)
+{
+}
+
+int
+sb_session__conn_refuse(sb_sconn_state state, const sb_dispatch *d, sb_error *err)
+{
+    const char *expected = NULL;
+
+    err->class_id = (uint16_t)(d->id >> 16);
+    err->method_id = (uint16_t)d->id;
+    if (state == SC_CLOSING)
+        return 0; /* we sent connection.close: all but close and close-ok is dropped */
+    if (state == SC_OPEN)
+        return sb_error_set(err, SB_CHANNEL_ERROR,
+                            "unexpected method in connection state running");
+    /* A handshake state accepts exactly one method: name it. */
+    for (size_t i = 0; i < sb_session__dispatch_count; i++)
+        if (sb_session__dispatch_rows[i].conn_states == SB_IN(state))
+            expected = sb_session__dispatch_rows[i].name;
+    sb_assert(expected != NULL);
+    return sb_error_set(err, SB_COMMAND_INVALID, "expected %s", expected);
 }
 
 /* A method on channel 0, by connection state. */
 static void
 conn_method(sb_sconn *sc, const sb_amqp_method *m)
 {
-    static const uint32_t expected[] = {
-        [SC_AWAIT_START_OK] = SB_M_CONNECTION_START_OK,
-        [SC_AWAIT_TUNE_OK] = SB_M_CONNECTION_TUNE_OK,
-        [SC_AWAIT_OPEN] = SB_M_CONNECTION_OPEN,
-    };
+    const sb_dispatch *d = sb_session__dispatch_get(m->id);
+    sb_error err = { 0 };
+    int rc;
 
-    if (sc->state == SC_CLOSING) {
-        if (m->id == SB_M_CONNECTION_CLOSE_OK || m->id == SB_M_CONNECTION_CLOSE) {
-            if (m->id == SB_M_CONNECTION_CLOSE) {
-                sb_amqp_method ok = { .id = SB_M_CONNECTION_CLOSE_OK };
-                sb_session__send(sc, 0, &ok);
-            }
-            sc->state = SC_CLOSED;
-            sb_conn_close(sc->net);
-        }
+    sb_assert(d != NULL); /* the codec decodes only methods of the spec */
+    if (d->conn_states & SB_IN(sc->state)) {
+        d->on_conn(sc, m);
         return;
     }
-    if (sc->state == SC_OPEN) {
-        conn_method_open_state(sc, m);
-        return;
-    }
-    if (m->id != expected[sc->state]) {
-        fail(sc, SB_COMMAND_INVALID, m->id, "expected %s",
-             sb_amqp_method_info_get(expected[sc->state])->name);
-        return;
-    }
-    if (m->id == SB_M_CONNECTION_START_OK)
-        on_start_ok(sc, &m->u.connection_start_ok);
-    else if (m->id == SB_M_CONNECTION_TUNE_OK)
-        on_tune_ok(sc, &m->u.connection_tune_ok);
-    else
-        on_open(sc, &m->u.connection_open);
+    if ((rc = sb_session__conn_refuse(sc->state, d, &err)) != 0)
+        sb_session__conn_fail(sc, rc, &err);
 }
 
 /* ---- frames ---- */

@@ -1,13 +1,26 @@
 /* on_basic.c - the basic class: qos, consume, cancel, publish, get, ack,
- * nack, reject, recover. */
+ * nack, reject, recover. Called from dispatch_gen.c; basic.publish and
+ * basic.ack are the hot path. */
 #include "session_int.h"
 
 #include <string.h>
 
 #include "../common/alloc.h"
 
-static int
-on_consume(sb_chan *ch, const sb_m_basic_consume *m, sb_error *err)
+int
+sb_session__on_basic_qos(sb_chan *ch, const sb_m_basic_qos *m, sb_error *err)
+{
+    sb_amqp_method r = { .id = SB_M_BASIC_QOS_OK };
+    int rc;
+
+    if ((rc = sb_bchan_qos(ch->b, m->prefetch_size, m->prefetch_count, m->global, err)) != 0)
+        return rc;
+    sb_session__send(ch->conn, ch->id, &r);
+    return 0;
+}
+
+int
+sb_session__on_basic_consume(sb_chan *ch, const sb_m_basic_consume *m, sb_error *err)
 {
     sb_amqp_method r = { .id = SB_M_BASIC_CONSUME_OK };
     const sb_amqp_value *prio = sb_amqp_table_get(&m->arguments, "x-priority");
@@ -41,8 +54,8 @@ on_consume(sb_chan *ch, const sb_m_basic_consume *m, sb_error *err)
     return 0;
 }
 
-static int
-on_cancel(sb_chan *ch, const sb_m_basic_cancel *m)
+int
+sb_session__on_basic_cancel(sb_chan *ch, const sb_m_basic_cancel *m, sb_error *err)
 {
     sb_amqp_method r = { .id = SB_M_BASIC_CANCEL_OK };
 
@@ -55,8 +68,14 @@ on_cancel(sb_chan *ch, const sb_m_basic_cancel *m)
     return 0;
 }
 
-static int
-on_get(sb_chan *ch, const sb_m_basic_get *m, sb_error *err)
+int
+sb_session__on_basic_publish(sb_chan *ch, const sb_m_basic_publish *m, sb_error *err)
+{
+    return sb_session__publish_start(ch, m, err);
+}
+
+int
+sb_session__on_basic_get(sb_chan *ch, const sb_m_basic_get *m, sb_error *err)
 {
     sb_amqp_method r = { 0 };
     sb_deliver_info d;
@@ -104,57 +123,40 @@ settle(sb_chan *ch, uint32_t method, uint64_t tag, bool multiple, bool requeue, 
     return sb_bchan_nack(ch->b, tag, multiple, requeue, err);
 }
 
-static int
-on_recover(sb_chan *ch, const sb_amqp_method *m, sb_error *err)
+int
+sb_session__on_basic_ack(sb_chan *ch, const sb_m_basic_ack *m, sb_error *err)
 {
-    sb_amqp_method r = { .id = SB_M_BASIC_RECOVER_OK };
-    bool requeue = m->id == SB_M_BASIC_RECOVER ? m->u.basic_recover.requeue
-                                                : m->u.basic_recover_async.requeue;
-    int rc;
-
-    if ((rc = sb_bchan_recover(ch->b, requeue, err)) != 0)
-        return rc;
-    if (m->id == SB_M_BASIC_RECOVER)
-        sb_session__send(ch->conn, ch->id, &r);
-    return 0;
+    return settle(ch, SB_M_BASIC_ACK, m->delivery_tag, m->multiple, false, err);
 }
 
 int
-sb_session__on_basic(sb_chan *ch, const sb_amqp_method *m, sb_error *err)
+sb_session__on_basic_nack(sb_chan *ch, const sb_m_basic_nack *m, sb_error *err)
 {
-    sb_amqp_method r = { 0 };
+    return settle(ch, SB_M_BASIC_NACK, m->delivery_tag, m->multiple, m->requeue, err);
+}
+
+int
+sb_session__on_basic_reject(sb_chan *ch, const sb_m_basic_reject *m, sb_error *err)
+{
+    return settle(ch, SB_M_BASIC_REJECT, m->delivery_tag, false, m->requeue, err);
+}
+
+int
+sb_session__on_basic_recover(sb_chan *ch, const sb_m_basic_recover *m, sb_error *err)
+{
+    sb_amqp_method r = { .id = SB_M_BASIC_RECOVER_OK };
     int rc;
 
-    switch (m->id) {
-    case SB_M_BASIC_PUBLISH:
-        return sb_session__publish_start(ch, &m->u.basic_publish, err);
-    case SB_M_BASIC_ACK:
-        return settle(ch, m->id, m->u.basic_ack.delivery_tag, m->u.basic_ack.multiple, false, err);
-    case SB_M_BASIC_NACK:
-        return settle(ch, m->id, m->u.basic_nack.delivery_tag, m->u.basic_nack.multiple,
-                      m->u.basic_nack.requeue, err);
-    case SB_M_BASIC_REJECT:
-        return settle(ch, m->id, m->u.basic_reject.delivery_tag, false,
-                      m->u.basic_reject.requeue, err);
-    case SB_M_BASIC_CONSUME:
-        return on_consume(ch, &m->u.basic_consume, err);
-    case SB_M_BASIC_CANCEL:
-        return on_cancel(ch, &m->u.basic_cancel);
-    case SB_M_BASIC_GET:
-        return on_get(ch, &m->u.basic_get, err);
-    case SB_M_BASIC_QOS:
-        rc = sb_bchan_qos(ch->b, m->u.basic_qos.prefetch_size, m->u.basic_qos.prefetch_count,
-                          m->u.basic_qos.global, err);
-        if (rc == 0) {
-            r.id = SB_M_BASIC_QOS_OK;
-            sb_session__send(ch->conn, ch->id, &r);
-        }
+    if ((rc = sb_bchan_recover(ch->b, m->requeue, err)) != 0)
         return rc;
-    case SB_M_BASIC_RECOVER:
-    case SB_M_BASIC_RECOVER_ASYNC:
-        return on_recover(ch, m, err);
-    default:
-        return sb_error_set(err, SB_COMMAND_INVALID, "unexpected method %s",
-                            sb_amqp_method_info_get(m->id)->name);
-    }
+    sb_session__send(ch->conn, ch->id, &r);
+    return 0;
+}
+
+/* The deprecated form: the same, with no reply. */
+int
+sb_session__on_basic_recover_async(sb_chan *ch, const sb_m_basic_recover_async *m,
+                                   sb_error *err)
+{
+    return sb_bchan_recover(ch->b, m->requeue, err);
 }

@@ -1,4 +1,5 @@
-/* on_confirm_tx.c - confirm.select and tx.select/commit/rollback. */
+/* on_confirm_tx.c - confirm.select and tx.select/commit/rollback, called
+ * from dispatch_gen.c. */
 #include "session_int.h"
 
 #include "../common/alloc.h"
@@ -29,46 +30,52 @@ commit(sb_chan *ch, sb_error *err)
     return rc;
 }
 
-int
-sb_session__on_confirm_tx(sb_chan *ch, const sb_amqp_method *m, sb_error *err)
+static int
+reply(sb_chan *ch, uint32_t id)
 {
-    sb_amqp_method r = { 0 };
-    int rc;
+    sb_amqp_method r = { .id = id };
 
-    switch (m->id) {
-    case SB_M_CONFIRM_SELECT:
-        if (ch->tx)
-            return sb_error_set(err, SB_PRECONDITION_FAILED,
-                                "cannot switch from tx to confirm mode");
-        ch->confirm = true;
-        if (m->u.confirm_select.nowait)
-            return 0;
-        r.id = SB_M_CONFIRM_SELECT_OK;
-        break;
-    case SB_M_TX_SELECT:
-        if (ch->confirm)
-            return sb_error_set(err, SB_PRECONDITION_FAILED,
-                                "cannot switch from confirm to tx mode");
-        ch->tx = true;
-        r.id = SB_M_TX_SELECT_OK;
-        break;
-    case SB_M_TX_COMMIT:
-        if (!ch->tx)
-            return sb_error_set(err, SB_PRECONDITION_FAILED, "channel is not transactional");
-        if ((rc = commit(ch, err)) != 0)
-            return rc;
-        r.id = SB_M_TX_COMMIT_OK;
-        break;
-    case SB_M_TX_ROLLBACK:
-        if (!ch->tx)
-            return sb_error_set(err, SB_PRECONDITION_FAILED, "channel is not transactional");
-        sb_session__tx_clear(ch);
-        r.id = SB_M_TX_ROLLBACK_OK;
-        break;
-    default:
-        return sb_error_set(err, SB_COMMAND_INVALID, "unexpected method %s",
-                            sb_amqp_method_info_get(m->id)->name);
-    }
     sb_session__send(ch->conn, ch->id, &r);
     return 0;
+}
+
+int
+sb_session__on_confirm_select(sb_chan *ch, const sb_m_confirm_select *m, sb_error *err)
+{
+    if (ch->tx)
+        return sb_error_set(err, SB_PRECONDITION_FAILED, "cannot switch from tx to confirm mode");
+    ch->confirm = true;
+    if (m->nowait)
+        return 0;
+    return reply(ch, SB_M_CONFIRM_SELECT_OK);
+}
+
+int
+sb_session__on_tx_select(sb_chan *ch, const sb_m_tx_select *m, sb_error *err)
+{
+    if (ch->confirm)
+        return sb_error_set(err, SB_PRECONDITION_FAILED, "cannot switch from confirm to tx mode");
+    ch->tx = true;
+    return reply(ch, SB_M_TX_SELECT_OK);
+}
+
+int
+sb_session__on_tx_commit(sb_chan *ch, const sb_m_tx_commit *m, sb_error *err)
+{
+    int rc;
+
+    if (!ch->tx)
+        return sb_error_set(err, SB_PRECONDITION_FAILED, "channel is not transactional");
+    if ((rc = commit(ch, err)) != 0)
+        return rc;
+    return reply(ch, SB_M_TX_COMMIT_OK);
+}
+
+int
+sb_session__on_tx_rollback(sb_chan *ch, const sb_m_tx_rollback *m, sb_error *err)
+{
+    if (!ch->tx)
+        return sb_error_set(err, SB_PRECONDITION_FAILED, "channel is not transactional");
+    sb_session__tx_clear(ch);
+    return reply(ch, SB_M_TX_ROLLBACK_OK);
 }

@@ -119,6 +119,10 @@ struct sb_chan {
     sb_list tx_ops;             /* sb_tx_op */
 };
 
+/* The method handlers, sb_session__on_<class>_<method>, are declared in
+ * dispatch_gen.h (included at the end) with the table that names them. */
+typedef struct sb_dispatch sb_dispatch;
+
 /* conn_amqp.c */
 /* Sends a method frame on channel ch. */
 void sb_session__send(sb_sconn *sc, uint16_t ch, const sb_amqp_method *m);
@@ -127,6 +131,10 @@ void sb_session__conn_fail(sb_sconn *sc, int code, const sb_error *err);
 /* Closes the connection for a method frame the codec could not decode,
  * with RabbitMQ's "cannot decode <<...>>" text. */
 void sb_session__decode_error(sb_sconn *sc, sb_str payload, int rc);
+/* The reply to method d on channel 0 when the connection's state does not
+ * accept it: 0 (dropped: we are closing) or a reply code, with err's text,
+ * class and method set. */
+int sb_session__conn_refuse(sb_sconn_state state, const sb_dispatch *d, sb_error *err);
 
 /* alarm.c */
 void sb_session__alarm_start(sb_sessions *s);
@@ -139,6 +147,9 @@ sb_chan *sb_session__chan_new(sb_sconn *sc, uint16_t id);
 void sb_session__chan_free(sb_chan *ch);
 /* Handles a frame for channel ch (method, header or body). */
 void sb_session__chan_frame(sb_sconn *sc, const sb_amqp_frame *f);
+/* The reply to method d on an open channel that does not accept it (no
+ * handler, or not in this state): a reply code with err's text set. */
+int sb_session__chan_refuse(const sb_dispatch *d, sb_error *err);
 /* Closes ch (or its connection, for a hard error) with code and err, as a
  * protocol error while handling method (0: none) would: for errors found
  * outside a frame, such as an acknowledgement timeout. */
@@ -155,12 +166,6 @@ void sb_session__confirm_nack(sb_chan *ch, uint64_t seq);
 void sb_session__confirm(sb_chan *ch, uint64_t seq, const sb_publish_result *res);
 void sb_session__confirm_waiting_free(sb_chan *ch);
 
-/* The per-class handlers: return 0 or a reply code with err set. */
-int sb_session__on_exchange(sb_chan *ch, const sb_amqp_method *m, sb_error *err);
-int sb_session__on_queue(sb_chan *ch, const sb_amqp_method *m, sb_error *err);
-int sb_session__on_basic(sb_chan *ch, const sb_amqp_method *m, sb_error *err);
-int sb_session__on_confirm_tx(sb_chan *ch, const sb_amqp_method *m, sb_error *err);
-
 /* publish.c: content assembly and routing of basic.publish */
 int sb_session__publish_start(sb_chan *ch, const sb_m_basic_publish *p, sb_error *err);
 int sb_session__content_header(sb_chan *ch, const sb_amqp_frame *f, sb_error *err);
@@ -174,5 +179,7 @@ void sb_session__tx_clear(sb_chan *ch);
 extern const sb_consumer_ops sb_session__consumer_ops;
 /* Encodes a method with content (deliver, get-ok, return) and its body. */
 void sb_session__send_content(sb_sconn *sc, uint16_t ch, const sb_amqp_method *m, sb_msg *msg);
+
+#include "dispatch_gen.h"
 
 #endif /* SB_SESSION_INT_H */
