@@ -53,10 +53,20 @@ def marks(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def app(broker, marks):
-    os.environ["AMQP_URL"] = broker.amqp_url
-    os.environ["SB_CELERY_DIR"] = str(marks)
+    """The sbtasks module as a client imports it. It reads its broker from the environment
+    at import time; the environment is put back at once, since the harness takes AMQP_URL
+    to mean "use this external broker" for every test after this one."""
+    saved = {k: os.environ.get(k) for k in ("AMQP_URL", "SB_CELERY_DIR")}
+    os.environ.update(AMQP_URL=broker.amqp_url, SB_CELERY_DIR=str(marks))
     sys.path.insert(0, str(APP_DIR))
-    import sbtasks
+    try:
+        import sbtasks
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     sbtasks.app.conf.broker_url = broker.amqp_url
     yield sbtasks
     sbtasks.app.close()
