@@ -61,7 +61,7 @@ unit-bins: $(UNIT_BIN)
 # directly (not libsb.a, which gcc built without coverage).
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -pthread -Isrc -fsanitize=fuzzer,address,undefined \
                -fno-sanitize-recover=undefined
-FUZZ_LIB := $(sort $(wildcard src/common/*.c src/amqp/*.c src/store/*.c))
+FUZZ_LIB := $(sort $(wildcard src/common/*.c src/amqp/*.c src/store/*.c) src/broker/traceparent.c)
 $(BUILD)/fuzz/%: fuzz/%.c $(FUZZ_LIB)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB)

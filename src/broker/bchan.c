@@ -84,10 +84,18 @@ typedef enum settle_mode {
     SETTLE_REJECT,          /* dead-letter (or drop) as rejected */
 } settle_mode;
 
+static const sb_trace_kind settle_kinds[] = {
+    [SETTLE_ACK] = SB_TRACE_ACKED,
+    [SETTLE_REQUEUE] = SB_TRACE_REQUEUED,
+    [SETTLE_REJECT] = SB_TRACE_REJECTED,
+};
+
 /* Forgets u; requeues, dead-letters or drops its message. */
 static void
 settle(sb_bchan *ch, sb_unacked *u, settle_mode mode, sb_dest_vec *touched)
 {
+    if (u->entry->msg->traced)
+        sb_broker__trace_settle(ch, u, settle_kinds[mode]);
     sb_list_remove(&u->link);
     if (u->counted)
         ch->unacked_count--;
@@ -413,12 +421,27 @@ sb_bchan_get(sb_bchan *ch, sb_str queue, bool no_ack, sb_deliver_info *d, sb_err
     d->msg = sb_msg_ref(e->msg);
     if (no_ack) {
         d->delivery_tag = ++ch->next_tag;
-        sb_broker__qentry_free(q, e);
     } else {
         sb_broker__store_delivered(q, e);
         d->delivery_tag = sb_broker__bchan_track(ch, q, NULL, e);
     }
+    if (e->msg->traced | q->vhost->tracing)
+        sb_broker__trace_deliver(q, ch, NULL, e, d->delivery_tag);
+    if (no_ack)
+        sb_broker__qentry_free(q, e);
     return 0;
+}
+
+void
+sb_bchan_set_who(sb_bchan *ch, const char *connection, const char *user, uint16_t channel)
+{
+    ch->who = (sb_trace_who){ .connection = connection, .user = user, .channel = channel };
+}
+
+const sb_trace_who *
+sb_bchan_who(const sb_bchan *ch)
+{
+    return &ch->who;
 }
 
 void

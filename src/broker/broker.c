@@ -70,6 +70,7 @@ sb_broker_new(const sb_broker_limits *lim)
     b->lim = *lim;
     b->memory_window = lim->queue_memory_window ? lim->queue_memory_window : 20000;
     sb_list_init(&b->spilling);
+    sb_broker__trace_init(b, lim->trace_max_events);
     vhost_new(b, "/");
     return b;
 }
@@ -90,6 +91,7 @@ sb_broker_free(sb_broker *b)
     sb_buf_free(&b->orphans);
     sb_buf_free(&b->scratch);
     sb_free(b->data_dir);
+    sb_broker__trace_free(b);
     sb_free(b);
 }
 
@@ -142,7 +144,8 @@ sb_msg_new(sb_str props_raw, sb_str exchange, sb_str routing_key, uint64_t body_
     m->props_len = (uint32_t)props_raw.len;
     m->exchange_len = (uint8_t)exchange.len;
     m->rk_len = (uint8_t)routing_key.len;
-    m->delivery_mode = delivery_mode;
+    m->delivery_mode = delivery_mode & 0x7f;
+    m->traced = 0;
     m->priority = priority;
     m->expiration_ms = -1;
     if (props_raw.len)

@@ -24,6 +24,7 @@
 #include "../common/rc.h"
 #include "../common/str.h"
 #include "../net/net.h"
+#include "traceparent.h"
 
 typedef struct sb_broker sb_broker;
 typedef struct sb_vhost sb_vhost;
@@ -38,6 +39,7 @@ typedef struct sb_delivery sb_delivery;
 typedef struct sb_broker_limits {
     uint64_t max_message_bytes;   /* largest body accepted */
     uint32_t queue_memory_window; /* ready messages a durable queue keeps in RAM (0: 20000) */
+    uint32_t trace_max_events;    /* per-action trace ring, in events (0: no tracing) */
 } sb_broker_limits;
 
 /* ---- the root ---- */
@@ -96,7 +98,8 @@ struct sb_msg {
     uint32_t props_len;      /* wire form of the properties (flags + list) */
     uint8_t exchange_len;
     uint8_t rk_len;
-    uint8_t delivery_mode;   /* 2 = persistent */
+    uint8_t delivery_mode : 7; /* 2 = persistent */
+    uint8_t traced : 1;      /* carries a valid traceparent and tracing is on (trace.c) */
     uint8_t priority;
     int32_t expiration_ms;   /* the expiration property, -1 when absent; at most
                                 INT32_MAX (24.8 days): longer ones are cut to it */
@@ -178,11 +181,24 @@ typedef struct sb_publish_result {
     uint64_t durable_pos;   /* store position to reach before confirming (0: none) */
 } sb_publish_result;
 
+/* Who does something, as traces name them: the connection ("127.0.0.1:
+ * 51234" for AMQP, "HTTP 127.0.0.1:40112" for REST), the user and the
+ * channel number (0 over HTTP). The strings are borrowed. */
+typedef struct sb_trace_who {
+    const char *connection;
+    const char *user;
+    uint16_t channel;
+} sb_trace_who;
+
 /* Checks that exchange exists and may be published to (404 / 403 for
  * internal), before the content arrives. */
 int sb_publish_check(sb_vhost *v, sb_str exchange, sb_error *err);
 /* Routes m (complete) from exchange with its routing key and headers to
- * queues and enqueues it; borrows m (queues take their own references). */
+ * queues and enqueues it; borrows m (queues take their own references).
+ * who (may be NULL) is the publisher, for traces and the firehose. */
+int sb_publish_as(sb_vhost *v, const sb_trace_who *who, sb_msg *m, const sb_amqp_table *headers,
+                  sb_publish_result *res, sb_error *err);
+/* sb_publish_as with no publisher to name. */
 int sb_publish(sb_vhost *v, sb_msg *m, const sb_amqp_table *headers, sb_publish_result *res,
                sb_error *err);
 
@@ -207,6 +223,10 @@ typedef struct sb_consumer_ops {
 } sb_consumer_ops;
 
 sb_bchan *sb_bchan_new(sb_broker *b, sb_vhost *v, const void *owner);
+/* Names the channel in traces (deliveries, acks): connection and user are
+ * borrowed and must outlive the channel. Unnamed channels show as "". */
+void sb_bchan_set_who(sb_bchan *ch, const char *connection, const char *user, uint16_t channel);
+const sb_trace_who *sb_bchan_who(const sb_bchan *ch);
 /* Requeues every unacked delivery (in order, redelivered) and cancels the
  * channel's consumers without notification. */
 void sb_bchan_free(sb_bchan *ch);
@@ -283,6 +303,154 @@ uint64_t sb_bchan_oldest_delivery(const sb_bchan *ch);
 void sb_bchan_flow(sb_bchan *ch, bool active);
 /* The client can take more again (its output drained): resume dispatch. */
 void sb_bchan_resume(sb_bchan *ch);
+
+/* ---- tracing (trace.c, trace_hooks.c, firehose.c) ----
+ * Two ways to watch messages go by:
+ * - RabbitMQ's firehose: with tracing on for a vhost, every publish and
+ *   every delivery is copied to its amq.rabbitmq.trace exchange, exactly
+ *   as RabbitMQ does it (routing keys "publish.<exchange>" and
+ *   "deliver.<queue>", its headers, the original body). Off by default
+ *   and not saved across restarts, as in RabbitMQ.
+ * - per-action traces: a message whose headers carry a W3C traceparent
+ *   records what happens to it (published, routed, delivered, acked,
+ *   rejected, retried, dead-lettered, replied, ...) as events of its trace
+ *   id, in a bounded in-memory ring of trace_max_events events. Each
+ *   event costs a fixed-size slot; nothing is written to disk. */
+void sb_vhost_set_tracing(sb_vhost *v, bool on);
+bool sb_vhost_tracing(const sb_vhost *v);
+
+/* What happened (one event). The names are in sb_trace_kind_name. */
+typedef enum sb_trace_kind {
+    SB_TRACE_PUBLISHED,
+    SB_TRACE_ROUTED,
+    SB_TRACE_UNROUTABLE,
+    SB_TRACE_RETURNED,
+    SB_TRACE_DELAYED,
+    SB_TRACE_DELIVERED,
+    SB_TRACE_GOT,
+    SB_TRACE_ACKED,
+    SB_TRACE_REJECTED,
+    SB_TRACE_REQUEUED,
+    SB_TRACE_EXPIRED,
+    SB_TRACE_DEAD_LETTERED,
+    SB_TRACE_DROPPED,
+    SB_TRACE_RETRY_SCHEDULED,
+    SB_TRACE_RELEASED,
+    SB_TRACE_REPLIED,
+    SB_TRACE_REPLAYED,
+    SB_TRACE_RPC_STARTED,
+    SB_TRACE_RPC_ANSWERED,
+    SB_TRACE_RPC_TIMEOUT,
+    SB_TRACE_KIND_COUNT,
+} sb_trace_kind;
+
+/* An event's attributes; the names are in sb_trace_key_name. SB_TK_QUEUES
+ * may repeat (a list). */
+typedef enum sb_trace_key {
+    SB_TK_VHOST,
+    SB_TK_EXCHANGE,
+    SB_TK_ROUTING_KEY,
+    SB_TK_QUEUE,
+    SB_TK_QUEUES,
+    SB_TK_QUEUE_COUNT,
+    SB_TK_CONNECTION,
+    SB_TK_USER,
+    SB_TK_CHANNEL,
+    SB_TK_CONSUMER_TAG,
+    SB_TK_DELIVERY_TAG,
+    SB_TK_REDELIVERED,
+    SB_TK_DELIVERY_COUNT,
+    SB_TK_PERSISTENT,
+    SB_TK_SIZE,
+    SB_TK_REASON,
+    SB_TK_DELAY_MS,
+    SB_TK_ATTEMPT,
+    SB_TK_ATTEMPTS,
+    SB_TK_REPLY_TO,
+    SB_TK_CORRELATION_ID,
+    SB_TK_LINKED_BY,
+    SB_TK_DELIVERED_TO_CALLER,
+    SB_TK_DIED_IN,
+    SB_TK_DEATHS,
+    SB_TK_STATUS,
+    SB_TK_TIMEOUT_MS,
+    SB_TK_DURATION_US,
+    SB_TK_PATH,
+    SB_TK_REPLY_CODE,
+    SB_TK_REPLY_TEXT,
+    SB_TK_COUNT,
+} sb_trace_key;
+
+const char *sb_trace_kind_name(sb_trace_kind k);
+const char *sb_trace_key_name(sb_trace_key k);
+
+/* True when per-action tracing is on (trace_max_events > 0). */
+bool sb_trace_on(const sb_broker *b);
+/* Flags m as traced when tracing is on and headers (may be NULL) carry a
+ * valid traceparent: the one test the message path makes afterwards. */
+void sb_trace_mark(sb_broker *b, sb_msg *m, const sb_amqp_table *headers);
+/* The trace context in m's headers (OUT); false when it has none. */
+bool sb_trace_ctx_of_msg(const sb_msg *m, sb_trace_ctx *out);
+
+/* Recording an event from outside the broker (the HTTP bridge, the
+ * session's basic.return): begin returns the event to add attributes to,
+ * or NULL when tracing is off (the adders accept NULL). The event is in
+ * the ring already; attributes that do not fit its slot are cut. Borrowed
+ * until the next event is begun. */
+typedef struct sb_trace_event sb_trace_event;
+sb_trace_event *sb_trace_begin(sb_broker *b, const sb_trace_ctx *ctx, sb_trace_kind kind);
+void sb_trace_str(sb_trace_event *e, sb_trace_key k, sb_str v);
+void sb_trace_int(sb_trace_event *e, sb_trace_key k, int64_t v);
+/* connection, user and channel of who (may be NULL: nothing added). */
+void sb_trace_add_who(sb_trace_event *e, const sb_trace_who *who);
+
+/* ---- reading traces (GET /api/traces) ---- */
+typedef struct sb_trace_summary {
+    uint8_t trace_id[16];
+    uint64_t first_us, last_us;  /* wall clock, microseconds since the epoch */
+    uint32_t events;             /* still in the ring */
+    const char *status;          /* "ok", "retried", "unroutable", "dropped",
+                                    "dead_lettered", "replayed", "timed_out" */
+    char root[128];              /* its oldest event in the ring, in a few words:
+                                    "rpc orders", "publish shop order.placed" */
+} sb_trace_summary;
+
+typedef struct sb_trace_view {
+    uint64_t seq;                /* ring-wide event number, ascending */
+    uint64_t ts_us;              /* wall clock, microseconds */
+    sb_trace_kind kind;
+    uint8_t span_id[8];
+    bool truncated;              /* some attributes did not fit */
+    const uint8_t *attrs;        /* encoded; read with sb_trace_attr_next */
+    uint16_t attr_len;
+} sb_trace_view;
+
+typedef struct sb_trace_attr {
+    sb_trace_key key;
+    bool is_int;
+    int64_t i;
+    sb_str s;                    /* borrowed from the view */
+} sb_trace_attr;
+
+typedef struct sb_trace_stats {
+    uint32_t capacity;           /* trace_max_events */
+    uint32_t events;             /* in the ring now */
+    uint32_t traces;             /* distinct trace ids in the ring */
+    uint64_t recorded;           /* events ever recorded */
+    uint64_t bytes;              /* memory reserved for ring and index */
+} sb_trace_stats;
+
+void sb_trace_stats_get(const sb_broker *b, sb_trace_stats *out);
+/* Calls fn for every trace in the ring (no particular order). The
+ * summary is borrowed for the call. */
+void sb_trace_each(const sb_broker *b, void (*fn)(const sb_trace_summary *s, void *ud), void *ud);
+/* Fills *sum (OUT) and calls fn for each event of trace_id with seq >
+ * after_seq, oldest first. Views are borrowed for the call; fn must not
+ * record events. Returns false when the ring holds no such trace. */
+bool sb_trace_get(const sb_broker *b, const uint8_t trace_id[16], uint64_t after_seq,
+                  sb_trace_summary *sum, void (*fn)(const sb_trace_view *ev, void *ud), void *ud);
+/* Reads the attribute at *pos of ev and advances *pos; false at the end. */
+bool sb_trace_attr_next(const sb_trace_view *ev, size_t *pos, sb_trace_attr *out);
 
 /* ---- inspection, for the HTTP API (inspect.c) ----
  * Read-only snapshots of broker objects for the management API. A view

@@ -30,7 +30,13 @@ struct sb_broker {
     sb_map vhosts;          /* name -> sb_vhost */
     sb_map reply_consumers; /* direct reply-to address -> sb_consumer */
     uint64_t name_seq;      /* for generated names */
+    struct sb_tracer *tracer; /* per-action trace ring (trace.c), NULL: off */
+    uint32_t trace_reply_links; /* traced requests waiting for a reply (trace.c) */
+    char node[80];          /* "switchboard@<host>", the firehose's node header */
+    sb_arena trace_arena;   /* scratch for the trace hooks (trace_hooks.c) */
 };
+
+typedef struct sb_tracer sb_tracer;
 
 struct sb_vhost {
     sb_broker *broker;
@@ -41,6 +47,7 @@ struct sb_vhost {
     sb_dest_vec route_seen; /* exchanges visited (e2e cycles) */
     struct sb_policy_set *policies; /* policy.c; NULL until the first one */
     bool closing;           /* being freed: no auto-delete cascades */
+    bool tracing;           /* firehose on: publishes and deliveries go to amq.rabbitmq.trace */
 };
 
 /* A stored copy of a table (arguments): encoded bytes we own, decoded
@@ -237,6 +244,7 @@ struct sb_bchan {
     uint64_t ctag_seq;
     sb_consumer *reply;     /* direct reply-to consumer (queue NULL) */
     char reply_address[64]; /* amq.rabbitmq.reply-to.<token> */
+    sb_trace_who who;       /* how traces name this channel (sb_bchan_set_who) */
 };
 
 /* args.c: declare arguments, checked as RabbitMQ checks them */
@@ -405,6 +413,52 @@ sb_msg *sb_broker__msg_with_props(const sb_msg *m, const sb_amqp_props *p, sb_st
 /* Dead-letters e's message from q (consumes e) if q has a dead-letter
  * exchange, else drops it. */
 void sb_broker__deadletter(sb_queue *q, sb_qentry *e, sb_death reason);
+
+/* trace.c: the per-action trace ring */
+void sb_broker__trace_init(sb_broker *b, uint32_t max_events);
+void sb_broker__trace_free(sb_broker *b);
+/* A traced request with reply_to and correlation_id: its reply, even one
+ * without a traceparent, is recorded in ctx's trace. */
+void sb_broker__trace_link_reply(sb_broker *b, sb_str reply_to, sb_str corr,
+                                 const sb_trace_ctx *ctx);
+/* The trace a reply to (reply_to, corr) belongs to; forgets the link. */
+bool sb_broker__trace_take_reply(sb_broker *b, sb_str reply_to, sb_str corr, sb_trace_ctx *out);
+/* Events of ctx's trace with ctx's span, of a kind in kinds (1 << kind
+ * bits) and whose first string attribute key equals value. */
+uint32_t sb_broker__trace_count(sb_broker *b, const sb_trace_ctx *ctx, uint32_t kinds,
+                                sb_trace_key key, sb_str value);
+
+/* trace_hooks.c: what the message path records. Each is called behind a
+ * one-flag test (m->traced, or the vhost's firehose flag) at its site. */
+typedef enum sb_trace_route {
+    SB_TRACE_ROUTE_QUEUES,  /* routed to out (maybe none: unroutable) */
+    SB_TRACE_ROUTE_DELAYED, /* held by a delayed exchange for delay_ms */
+    SB_TRACE_ROUTE_REPLY,   /* a direct reply-to reply; routed: the caller was there */
+} sb_trace_route;
+/* sb_publish: m is about to be enqueued to out (firehose and trace). */
+void sb_broker__trace_publish(sb_vhost *v, const sb_trace_who *who, sb_msg *m,
+                              const sb_amqp_table *headers, const sb_dest_vec *out,
+                              sb_trace_route how, uint64_t delay_ms);
+/* e of q is handed to consumer c (NULL: basic.get) on ch with tag. */
+void sb_broker__trace_deliver(sb_queue *q, sb_bchan *ch, sb_consumer *c, const sb_qentry *e,
+                              uint64_t tag);
+/* ch settles the delivery u: kind is SB_TRACE_ACKED, _REQUEUED or _REJECTED. */
+void sb_broker__trace_settle(sb_bchan *ch, const sb_unacked *u, sb_trace_kind kind);
+/* e (in q) is scheduled again after delay_ms, its attempt-th retry. */
+void sb_broker__trace_retry(sb_queue *q, const sb_qentry *e, uint32_t attempt, uint64_t delay_ms);
+/* m leaves q for reason: dead-lettered through x with key to out, or
+ * dropped when x is NULL. */
+void sb_broker__trace_dead(sb_queue *q, const sb_msg *m, sb_death reason, const sb_exchange *x,
+                           sb_str key, const sb_dest_vec *out);
+/* A held message is due: routed from x to out, or back into q. */
+void sb_broker__trace_released(const sb_exchange *x, sb_queue *q, const sb_msg *m,
+                               const sb_dest_vec *out);
+
+/* firehose.c: RabbitMQ's firehose tracer (amq.rabbitmq.trace) */
+void sb_broker__firehose_publish(sb_vhost *v, const sb_trace_who *who, const sb_msg *m,
+                                 const sb_amqp_table *headers, const sb_dest_vec *out);
+void sb_broker__firehose_deliver(sb_queue *q, const sb_bchan *ch, const sb_msg *m,
+                                 bool redelivered);
 
 /* bchan.c */
 /* Records a delivery on ch and hands it to c (c may be NULL for get). */

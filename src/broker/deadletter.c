@@ -33,6 +33,7 @@ sb_broker__msg_with_props(const sb_msg *m, const sb_amqp_props *p, sb_str exchan
         return NULL;
     memcpy(sb_msg_body(n), sb_msg_body(m), m->body_len);
     n->expiration_ms = (p->flags & SB_PROP_EXPIRATION) ? m->expiration_ms : -1;
+    n->traced = m->traced;  /* p keeps the headers, traceparent included */
     return n;
 }
 
@@ -202,6 +203,8 @@ sb_broker__deadletter(sb_queue *q, sb_qentry *e, sb_death reason)
     sb_msg *m = e->msg, *dl;
     sb_str rk;
 
+    if (m->traced && x == NULL)
+        sb_broker__trace_dead(q, m, reason, NULL, SB_STR_NULL, NULL);
     if (x == NULL || sb_amqp_props_decode(sb_msg_props(m).p, sb_msg_props(m).len, &p, &a) < 0)
         goto out;
     keys = routing_keys(m, (p.flags & SB_PROP_HEADERS) ? &p.headers : NULL, &a);
@@ -217,6 +220,8 @@ sb_broker__deadletter(sb_queue *q, sb_qentry *e, sb_death reason)
     if (dl == NULL)
         goto out;
     route_dead(v, x, dl, &keys, &p.headers, &out);
+    if (m->traced)
+        sb_broker__trace_dead(q, m, reason, x, rk, &out);
     for (size_t i = 0; i < out.n; i++) {
         sb_queue *t = out.v[i];
         if (reason == SB_DEATH_REJECTED || !is_cycle(t, sb_amqp_table_get(&p.headers, "x-death")))

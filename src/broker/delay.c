@@ -45,6 +45,8 @@ delayed_fired(sb_loop *l, sb_timer *t)
 
     if (d->queue != NULL) {
         b = d->queue->vhost->broker;
+        if (d->entry->msg->traced)
+            sb_broker__trace_released(NULL, d->queue, d->entry->msg, NULL);
         sb_broker__queue_link_entry(d->queue, d->entry);
         d->entry = NULL;
     } else {
@@ -56,6 +58,8 @@ delayed_fired(sb_loop *l, sb_timer *t)
         b = x->vhost->broker;
         sb_broker__msg_headers(m, &hd);
         sb_broker__route(x->vhost, x, sb_msg_rk(m), hd.headers, &out);
+        if (m->traced)
+            sb_broker__trace_released(x, NULL, m, &out);
         for (size_t i = 0; i < out.n; i++)
             sb_broker__queue_enqueue(out.v[i], m);
         sb_broker__msg_headers_free(&hd);

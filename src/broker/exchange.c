@@ -422,6 +422,13 @@ int
 sb_publish(sb_vhost *v, sb_msg *m, const sb_amqp_table *headers, sb_publish_result *res,
            sb_error *err)
 {
+    return sb_publish_as(v, NULL, m, headers, res, err);
+}
+
+int
+sb_publish_as(sb_vhost *v, const sb_trace_who *who, sb_msg *m, const sb_amqp_table *headers,
+              sb_publish_result *res, sb_error *err)
+{
     sb_str xname = sb_msg_exchange(m), key = sb_msg_rk(m);
     sb_dest_vec *out = &v->route_tmp;
     bool bcc = headers && sb_amqp_table_get(headers, "BCC") != NULL;
@@ -436,10 +443,14 @@ sb_publish(sb_vhost *v, sb_msg *m, const sb_amqp_table *headers, sb_publish_resu
     if ((rc = publish_target(v, xname, &x, err)) != 0)
         return rc;
     if (xname.len == 0 && sb_str_has_prefix(key, SB_REPLY_TO_QUEUE ".")) {
+        if (m->traced | v->tracing | (v->broker->trace_reply_links != 0))
+            sb_broker__trace_publish(v, who, m, headers, NULL, SB_TRACE_ROUTE_REPLY, 0);
         res->routed = sb_broker__reply_route(v->broker, key, m);
         return 0;
     }
     if (x->delayed && delay_requested(headers, &delay) && sb_broker__delay_route(x, m, delay)) {
+        if (m->traced | v->tracing)
+            sb_broker__trace_publish(v, who, m, headers, NULL, SB_TRACE_ROUTE_DELAYED, delay);
         res->routed = true;  /* accepted now, routed when due (as the plugin) */
         res->durable_pos = v->broker->publish_pos;  /* its record, if it was logged */
         return 0;
@@ -452,6 +463,8 @@ sb_publish(sb_vhost *v, sb_msg *m, const sb_amqp_table *headers, sb_publish_resu
     }
     if (bcc)
         m = without_bcc(m);
+    if (m->traced | v->tracing)
+        sb_broker__trace_publish(v, who, m, headers, out, SB_TRACE_ROUTE_QUEUES, 0);
     /* Enqueueing may dead-letter, which routes with its own vector. */
     for (size_t i = 0; i < out->n; i++)
         if (!sb_broker__queue_enqueue(out->v[i], m))

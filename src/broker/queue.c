@@ -505,16 +505,19 @@ deliver_one(sb_queue *q, sb_consumer *c, sb_qentry *e)
         .redelivered = e->redelivered,
         .msg = e->msg,
     };
+    bool no_ack = c->no_ack;
 
-    if (c->no_ack) {
+    if (no_ack) {
         d.delivery_tag = ++c->ch->next_tag;
-        c->ops->deliver(c, &d, c->ud);
-        sb_broker__qentry_free(q, e);
-        return;
+    } else {
+        sb_broker__store_delivered(q, e);
+        d.delivery_tag = sb_broker__bchan_track(c->ch, q, c, e);
     }
-    sb_broker__store_delivered(q, e);
-    d.delivery_tag = sb_broker__bchan_track(c->ch, q, c, e);
+    if (e->msg->traced | q->vhost->tracing)
+        sb_broker__trace_deliver(q, c->ch, c, e, d.delivery_tag);
     c->ops->deliver(c, &d, c->ud);
+    if (no_ack)
+        sb_broker__qentry_free(q, e);
 }
 
 void

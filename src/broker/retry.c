@@ -95,6 +95,8 @@ sb_broker__retry(sb_queue *q, sb_qentry *e)
         return false;
     if ((next = sb_broker__queue_entry_new(q, e->msg)) == NULL)
         return false;  /* could not log it: dead-letter instead of losing it */
+    if (next->msg->traced)
+        sb_broker__trace_retry(q, next, (uint32_t)r + 1, q->cfg.retry_delays[r]);
     if (!sb_broker__delay_entry(q, next, q->cfg.retry_delays[r]))
         sb_broker__queue_link_entry(q, next);
     sb_broker__qentry_free(q, e);

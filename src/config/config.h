@@ -31,6 +31,7 @@ typedef struct sb_config {
     uint64_t memory_high_watermark;
     uint32_t memory_check_ms;
     uint64_t disk_free_limit;
+    uint32_t trace_max_events;
 } sb_config;
 
 typedef enum sb_opt_type { SB_OPT_U32, SB_OPT_U64, SB_OPT_BOOL, SB_OPT_STR } sb_opt_type;

@@ -64,6 +64,10 @@ const sb_option sb_options[] = {
         "50000000",
         "Free space in the data directory's file system below which publishing connections "
         "are blocked (connection.blocked), as RabbitMQ's disk_free_limit; 0 disables."),
+    U32("trace.max_events", "--trace-max-events", trace_max_events, 0, 4000000, "16384",
+        "Events the per-action trace keeps in memory (traceparent headers, GET /api/traces), "
+        "oldest overwritten first; about 320 bytes each (5.2 MiB at the default), reserved "
+        "on the first traced message. 0 turns per-action tracing off."),
     STR("log_level", "--log-level", log_level, "info", "debug, info, warn or error."),
 };
 

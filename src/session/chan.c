@@ -27,6 +27,7 @@ sb_session__chan_new(sb_sconn *sc, uint16_t id)
     ch->id = id;
     ch->state = CH_OPEN;
     ch->b = sb_bchan_new(sc->srv->broker, sc->vhost, sc);
+    sb_bchan_set_who(ch->b, sb_conn_peer(sc->net), sc->user, id);
     sb_list_init(&ch->dirty_link);
     sb_list_init(&ch->wait_link);
     sb_list_init(&ch->tx_ops);

@@ -177,6 +177,9 @@ sb_session__content_header(sb_chan *ch, const sb_amqp_frame *f, sb_error *err)
         return sb_error_set(err, SB_RESOURCE_ERROR, "out of memory for a %llu-byte message",
                             (unsigned long long)h.body_size);
     sb_msg_set_expiration(ch->pub_msg, expiration);
+    /* The one test a message without a traceparent pays (trace.c). */
+    if (h.props.flags & SB_PROP_HEADERS)
+        sb_trace_mark(ch->conn->srv->broker, ch->pub_msg, &h.props.headers);
     ch->pub_filled = 0;
     ch->ca = CA_BODY;
     if (h.body_size == 0)
@@ -200,11 +203,30 @@ sb_session__content_body(sb_chan *ch, const sb_amqp_frame *f, sb_error *err)
     return 0;
 }
 
+/* A traced message came back to its publisher (mandatory, unroutable). */
+static void
+trace_returned(sb_chan *ch, const sb_msg *m)
+{
+    sb_trace_event *e;
+    sb_trace_ctx ctx;
+
+    if (!sb_trace_ctx_of_msg(m, &ctx))
+        return;
+    e = sb_trace_begin(ch->conn->srv->broker, &ctx, SB_TRACE_RETURNED);
+    sb_trace_str(e, SB_TK_EXCHANGE, sb_msg_exchange(m));
+    sb_trace_str(e, SB_TK_ROUTING_KEY, sb_msg_rk(m));
+    sb_trace_int(e, SB_TK_REPLY_CODE, SB_NO_ROUTE);
+    sb_trace_str(e, SB_TK_REPLY_TEXT, SB_STR_LIT("NO_ROUTE"));
+    sb_trace_add_who(e, sb_bchan_who(ch->b));
+}
+
 static void
 send_return(sb_chan *ch, sb_msg *m)
 {
     sb_amqp_method r = { .id = SB_M_BASIC_RETURN };
 
+    if (m->traced)
+        trace_returned(ch, m);
     r.u.basic_return.reply_code = SB_NO_ROUTE;
     r.u.basic_return.reply_text = sb_str_c("NO_ROUTE");
     r.u.basic_return.exchange = sb_msg_exchange(m);
@@ -225,7 +247,7 @@ sb_session__route(sb_chan *ch, sb_msg *m, bool mandatory, sb_publish_result *res
         if (sb_amqp_props_decode(raw.p, raw.len, &props, &ch->conn->arena) == 0)
             headers = &props.headers;
     }
-    if ((rc = sb_publish(ch->conn->vhost, m, headers, res, err)) != 0)
+    if ((rc = sb_publish_as(ch->conn->vhost, sb_bchan_who(ch->b), m, headers, res, err)) != 0)
         return rc;
     if (!res->routed && mandatory)
         send_return(ch, m);
