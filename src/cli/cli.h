@@ -11,6 +11,7 @@ int sb_cli_bench(int argc, char **argv);
 int sb_cli_call(int argc, char **argv);
 int sb_cli_respond(int argc, char **argv);
 int sb_cli_dlq(int argc, char **argv);
+int sb_cli_trace(int argc, char **argv);
 int sb_cli_definitions(int argc, char **argv);
 int sb_cli_queues(int argc, char **argv);
 

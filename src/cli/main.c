@@ -17,6 +17,7 @@ static const struct {
     { "respond", sb_cli_respond, "serve a queue's requests by running a command" },
     { "queues", sb_cli_queues, "list queues and the messages they hold" },
     { "dlq", sb_cli_dlq, "list, show and replay dead letters" },
+    { "trace", sb_cli_trace, "show what happened to one user action (traceparent)" },
     { "definitions", sb_cli_definitions, "export or import exchanges, queues and bindings" },
 };
 

@@ -197,6 +197,9 @@ out:
 /* ---- replay ---- */
 
 typedef struct replay_ctx {
+    sb_broker *broker;
+    sb_trace_who who;       /* the HTTP client, as traces name it */
+    char conn[96];
     sb_vhost *v;
     sb_str queue;           /* the dead-letter queue */
     const char *to;         /* ?to=Q, or NULL */
@@ -244,7 +247,9 @@ replay_one(replay_ctx *c, sb_bchan *ch, const sb_deliver_info *d, uint32_t n, sb
     if (m == NULL)
         return sb_error_set(err, SB_RESOURCE_ERROR, "out of memory for a %llu-byte message",
                             (unsigned long long)d->msg->body_len);
-    rc = sb_publish(c->v, m, (p.flags & SB_PROP_HEADERS) ? &p.headers : NULL, &res, err);
+    sb_trace_mark(c->broker, m, (p.flags & SB_PROP_HEADERS) ? &p.headers : NULL);
+    rc = sb_publish_as(c->v, &c->who, m, (p.flags & SB_PROP_HEADERS) ? &p.headers : NULL, &res,
+                       err);
     sb_msg_unref(m);
     if (rc != 0)
         return rc;
@@ -286,7 +291,7 @@ replay_loop(replay_ctx *c, sb_bchan *ch, uint32_t limit, sb_error *err)
 void
 sb_http__api_dlq_replay(sb_http_req *r)
 {
-    replay_ctx c = { .queue = r->params[1], .left = json_array() };
+    replay_ctx c = { .broker = r->h->broker, .queue = r->params[1], .left = json_array() };
     sb_error err = { 0 };
     sb_queue_view qv;
     sb_bchan *ch;
@@ -294,6 +299,7 @@ sb_http__api_dlq_replay(sb_http_req *r)
     int rc;
 
     c.to = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "to");
+    sb_http__trace_who(r, &c.who, c.conn, sizeof c.conn);
     if ((c.v = dlq_target(r, &qv)) == NULL ||
         !query_limit(r, qv.messages_ready ? qv.messages_ready : 1, UINT32_MAX, &limit))
         goto out;
@@ -302,6 +308,7 @@ sb_http__api_dlq_replay(sb_http_req *r)
         goto out;
     }
     ch = sb_bchan_new(r->h->broker, c.v, &dlq_owner);
+    sb_bchan_set_who(ch, c.who.connection, c.who.user, 0);
     rc = replay_loop(&c, ch, limit, &err);
     sb_bchan_free(ch);
     if (rc != 0)

@@ -10,7 +10,10 @@
  * answer is known at once). Property names are the AMQP ones RabbitMQ
  * uses: content_type, content_encoding, headers, delivery_mode, priority,
  * correlation_id, reply_to, expiration, message_id, timestamp, type,
- * user_id, app_id, cluster_id. Runs on the loop thread.
+ * user_id, app_id, cluster_id. A traceparent request header joins the
+ * message to that trace (added to its headers unless they have one); none
+ * is invented here, since this endpoint is RabbitMQ's and delivers what
+ * was sent. Runs on the loop thread.
  */
 #include <stdio.h>
 #include <string.h>
@@ -267,13 +270,39 @@ props_allowed(sb_http_req *r, const sb_amqp_props *p)
     return true;
 }
 
+/* A valid traceparent request header goes into the message's headers,
+ * unless they carry one already (entries from a). */
+static void
+add_traceparent(sb_http_req *r, sb_amqp_props *p, sb_arena *a)
+{
+    const char *tp = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "traceparent");
+    sb_trace_ctx c;
+    sb_amqp_entry *e;
+    uint32_t n = (p->flags & SB_PROP_HEADERS) ? p->headers.n : 0;
+
+    if (tp == NULL || !sb_traceparent_parse(sb_str_c(tp), &c) ||
+        (n > 0 && sb_amqp_table_get(&p->headers, "traceparent") != NULL))
+        return;
+    e = sb_arena_alloc(a, (n + 1) * sizeof *e);
+    if (n > 0)
+        memcpy(e, p->headers.e, n * sizeof *e);
+    e[n].key = SB_STR_LIT("traceparent");
+    e[n].v.kind = SB_FV_LONGSTR;
+    e[n].v.v.s = sb_str_c(tp);
+    p->headers = (sb_amqp_table){ .n = n + 1, .e = e };
+    p->flags |= SB_PROP_HEADERS;
+}
+
 static void
 publish(sb_http_req *r, sb_vhost *v, sb_str exchange, const publish_req *p,
         const sb_amqp_props *props, const uint8_t *body, size_t body_len)
 {
     sb_msg *m = sb_http__msg_new(props, exchange, p->rk, body, body_len);
+    const sb_amqp_table *headers = (props->flags & SB_PROP_HEADERS) ? &props->headers : NULL;
     sb_publish_result res;
     sb_error err = { 0 };
+    sb_trace_who who;
+    char conn[96];
     int rc;
 
     if (m == NULL) {
@@ -281,7 +310,9 @@ publish(sb_http_req *r, sb_vhost *v, sb_str exchange, const publish_req *p,
                              "out of memory for a %zu-byte message", body_len);
         return;
     }
-    rc = sb_publish(v, m, (props->flags & SB_PROP_HEADERS) ? &props->headers : NULL, &res, &err);
+    sb_http__trace_who(r, &who, conn, sizeof conn);
+    sb_trace_mark(r->h->broker, m, headers);
+    rc = sb_publish_as(v, &who, m, headers, &res, &err);
     sb_msg_unref(m);
     if (rc != 0)
         sb_http__reply_broker_error(r, rc, &err);
@@ -326,6 +357,7 @@ sb_http__api_publish(sb_http_req *r)
     }
     if (!props_allowed(r, &props))
         goto out;
+    add_traceparent(r, &props, &arena);
     body = sb_malloc(p.payload.len + 1);
     body_len = p.is_base64 ? b64_decode(p.payload, body) : (ssize_t)p.payload.len;
     if (!p.is_base64)

@@ -14,6 +14,12 @@
  * its caller's deadline instead of being processed late. A queue without
  * consumers fails fast with 503: nobody would answer.
  *
+ * Tracing: the call belongs to the trace of the caller's traceparent
+ * header, or to a new one when it sends none (or a malformed one); the
+ * request message carries it in its headers, the answer (200 or 504) in a
+ * traceparent header, and the call's start, answer or timeout are events
+ * of that trace (GET /api/traces/{id}).
+ *
  * Answers: 200 with the reply's body, Content-Type (its content_type, or
  * application/octet-stream) and X-Correlation-Id; 504 {"error":"timeout"};
  * 404 for a missing vhost or queue; 503 {"error":"no_consumer"}; 400 for
@@ -26,6 +32,7 @@
 
 #include "http_int.h"
 #include "../common/alloc.h"
+#include "../common/clock.h"
 #include "../common/log.h"
 
 #define CORR_HEADER "X-Correlation-Id"
@@ -44,6 +51,9 @@ struct sb_http_call {
     sb_http_req *r;
     sb_timer timer;            /* the deadline */
     uint32_t timeout_ms;
+    uint64_t start_us;         /* monotonic, for the trace's duration */
+    sb_trace_ctx trace;        /* the call's trace: the caller's, or a new one */
+    char traceparent[SB_TRACEPARENT_LEN + 1];
     char corr_id[256];
 };
 
@@ -65,6 +75,21 @@ sb_http__call_abandon(sb_http_req *r)
     call_finish(r->call);
 }
 
+/* The call's answer (or its timeout) as an event of its trace. */
+static void
+trace_end(sb_http_call *c, sb_trace_kind kind, unsigned status, uint64_t size)
+{
+    sb_trace_event *e = sb_trace_begin(c->rpc->h->broker, &c->trace, kind);
+
+    sb_trace_int(e, SB_TK_STATUS, status);
+    sb_trace_str(e, SB_TK_CORRELATION_ID, sb_str_c(c->corr_id));
+    sb_trace_int(e, SB_TK_DURATION_US, (int64_t)(sb_clock_us() - c->start_us));
+    if (kind == SB_TRACE_RPC_TIMEOUT)
+        sb_trace_int(e, SB_TK_TIMEOUT_MS, c->timeout_ms);
+    else
+        sb_trace_int(e, SB_TK_SIZE, (int64_t)size);
+}
+
 static void
 on_deadline(sb_loop *l, sb_timer *t)
 {
@@ -77,8 +102,11 @@ on_deadline(sb_loop *l, sb_timer *t)
              c->timeout_ms);
     resp = sb_http__json_response(json_pack("{s:s,s:s,s:s}", "error", "timeout", "reason",
                                             reason, "correlation_id", c->corr_id));
-    if (resp != NULL)
+    if (resp != NULL) {
         MHD_add_response_header(resp, CORR_HEADER, c->corr_id);
+        MHD_add_response_header(resp, "traceparent", c->traceparent);
+    }
+    trace_end(c, SB_TRACE_RPC_TIMEOUT, MHD_HTTP_GATEWAY_TIMEOUT, 0);
     call_finish(c);
     sb_http__reply_response(r, MHD_HTTP_GATEWAY_TIMEOUT, resp);
 }
@@ -86,7 +114,7 @@ on_deadline(sb_loop *l, sb_timer *t)
 /* ---- replies (the direct reply-to consumer) ---- */
 
 static struct MHD_Response *
-reply_response(const sb_msg *m, const sb_amqp_props *p, const char *corr_id)
+reply_response(const sb_msg *m, const sb_amqp_props *p, const sb_http_call *c)
 {
     struct MHD_Response *resp =
         MHD_create_response_from_buffer((size_t)m->body_len, sb_msg_body(m), MHD_RESPMEM_MUST_COPY);
@@ -99,7 +127,8 @@ reply_response(const sb_msg *m, const sb_amqp_props *p, const char *corr_id)
     else
         snprintf(ct, sizeof ct, "application/octet-stream");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ct);
-    MHD_add_response_header(resp, CORR_HEADER, corr_id);
+    MHD_add_response_header(resp, CORR_HEADER, c->corr_id);
+    MHD_add_response_header(resp, "traceparent", c->traceparent);
     return resp;
 }
 
@@ -121,7 +150,8 @@ on_reply(sb_consumer *cons, const sb_deliver_info *d, void *ud)
                sb_vhost_name(rpc->v));
     } else {
         sb_http_req *r = c->r;
-        struct MHD_Response *resp = reply_response(d->msg, &p, c->corr_id);
+        struct MHD_Response *resp = reply_response(d->msg, &p, c);
+        trace_end(c, SB_TRACE_RPC_ANSWERED, MHD_HTTP_OK, d->msg->body_len);
         call_finish(c);
         sb_http__reply_response(r, MHD_HTTP_OK, resp);
     }
@@ -152,6 +182,7 @@ rpc_for(sb_http *h, sb_vhost *v)
     rpc->h = h;
     rpc->v = v;
     rpc->ch = sb_bchan_new(h->broker, v, h);
+    sb_bchan_set_who(rpc->ch, "HTTP RPC bridge", "", 0);
     cr.ud = rpc;
     if (sb_bchan_consume(rpc->ch, &cr, tag, &cons, &err) != 0) {
         sb_log(SB_LOG_ERROR, "http", "cannot consume direct reply-to in vhost '%s': %s",
@@ -261,15 +292,29 @@ pick_correlation_id(sb_http_req *r, sb_http_rpc *rpc, sb_http_call *c)
     return true;
 }
 
+/* The call's trace: the caller's traceparent header (written back in the
+ * version-00 form, which for a valid 00 value is the value itself), or a
+ * new trace when it sent none or a malformed one (W3C: restart the
+ * trace). */
+static void
+pick_trace(sb_http_req *r, sb_http_call *c)
+{
+    const char *tp = header(r, "traceparent");
+
+    if (tp == NULL || !sb_traceparent_parse(sb_str_c(tp), &c->trace))
+        sb_trace_ctx_new(&c->trace);
+    sb_traceparent_format(&c->trace, c->traceparent);
+}
+
 /* The request's properties: content type, correlation id, reply-to,
- * expiration = the deadline, and a traceparent header when given. Views
+ * expiration = the deadline, and the call's traceparent header. Views
  * into r's headers, c and a. Returns false (400 sent) for a bad header. */
 static bool
 request_props(sb_http_req *r, sb_http_call *c, sb_amqp_props *p, sb_arena *a)
 {
     const char *ct = header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
-    const char *tp = header(r, "traceparent");
     char *exp = sb_arena_alloc(a, 16);
+    sb_amqp_entry *e = sb_arena_alloc(a, sizeof *e);
 
     memset(p, 0, sizeof *p);
     if (ct != NULL && strlen(ct) > 255) {
@@ -286,15 +331,26 @@ request_props(sb_http_req *r, sb_http_call *c, sb_amqp_props *p, sb_arena *a)
     p->reply_to = sb_str_c(sb_bchan_reply_address(c->rpc->ch));
     snprintf(exp, 16, "%u", c->timeout_ms);
     p->expiration = sb_str_c(exp);
-    if (tp != NULL) {
-        sb_amqp_entry *e = sb_arena_alloc(a, sizeof *e);
-        e->key = SB_STR_LIT("traceparent");
-        e->v.kind = SB_FV_LONGSTR;
-        e->v.v.s = sb_str_c(tp);
-        p->flags |= SB_PROP_HEADERS;
-        p->headers = (sb_amqp_table){ .n = 1, .e = e };
-    }
+    e->key = SB_STR_LIT("traceparent");
+    e->v.kind = SB_FV_LONGSTR;
+    e->v.v.s = sb_str_c(c->traceparent);
+    p->flags |= SB_PROP_HEADERS;
+    p->headers = (sb_amqp_table){ .n = 1, .e = e };
     return true;
+}
+
+/* The call's first event: who called what, with which deadline. */
+static void
+trace_start(sb_http_req *r, sb_http_call *c, sb_str queue, const sb_trace_who *who)
+{
+    sb_trace_event *e = sb_trace_begin(r->h->broker, &c->trace, SB_TRACE_RPC_STARTED);
+
+    c->start_us = sb_clock_us();
+    sb_trace_str(e, SB_TK_VHOST, sb_str_c(sb_vhost_name(c->rpc->v)));
+    sb_trace_str(e, SB_TK_QUEUE, queue);
+    sb_trace_int(e, SB_TK_TIMEOUT_MS, c->timeout_ms);
+    sb_trace_str(e, SB_TK_CORRELATION_ID, sb_str_c(c->corr_id));
+    sb_trace_add_who(e, who);
 }
 
 /* Publishes the call's request; on failure answers r and returns false. */
@@ -304,6 +360,8 @@ send_request(sb_http_req *r, sb_http_call *c, sb_str queue, const sb_amqp_props 
     sb_msg *m = sb_http__msg_new(p, SB_STR_LIT(""), queue, r->body, r->body_len);
     sb_publish_result res = { 0 };
     sb_error err = { 0 };
+    sb_trace_who who;
+    char conn[96];
     int rc;
 
     if (m == NULL) {
@@ -311,7 +369,10 @@ send_request(sb_http_req *r, sb_http_call *c, sb_str queue, const sb_amqp_props 
                              "out of memory for a %zu-byte request", r->body_len);
         return false;
     }
-    rc = sb_publish(c->rpc->v, m, (p->flags & SB_PROP_HEADERS) ? &p->headers : NULL, &res, &err);
+    sb_http__trace_who(r, &who, conn, sizeof conn);
+    sb_trace_mark(r->h->broker, m, &p->headers);
+    trace_start(r, c, queue, &who);
+    rc = sb_publish_as(c->rpc->v, &who, m, &p->headers, &res, &err);
     sb_msg_unref(m);
     if (rc != 0)
         sb_http__reply_broker_error(r, rc, &err);
@@ -366,6 +427,7 @@ sb_http__api_rpc(sb_http_req *r)
     c = sb_calloc(1, sizeof *c);
     c->rpc = rpc;
     c->timeout_ms = timeout_ms;
+    pick_trace(r, c);
     if (!pick_correlation_id(r, rpc, c) || !request_props(r, c, &p, &a)) {
         sb_free(c);
         goto out;

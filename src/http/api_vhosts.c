@@ -11,7 +11,7 @@ static const char *const known_vhosts[] = { "/" };
 static json_t *
 vhost_json(const sb_vhost *v)
 {
-    return json_pack("{s:s}", "name", sb_vhost_name(v));
+    return json_pack("{s:s,s:b}", "name", sb_vhost_name(v), "tracing", sb_vhost_tracing(v));
 }
 
 void
@@ -41,15 +41,24 @@ sb_http__api_vhosts(sb_http_req *r)
 /* PUT /api/vhosts/{vhost} with an optional JSON object body
  * ({"description":..., "tags":..., "tracing":...}). RabbitMQ answers 201
  * when it creates the vhost and 204 when it exists; the broker cannot
- * create vhosts yet, so only the existing ones succeed (204). */
+ * create vhosts yet, so only the existing ones succeed (204). "tracing"
+ * turns the firehose (amq.rabbitmq.trace) on or off, as RabbitMQ's
+ * management does; left out, it is unchanged. */
 void
 sb_http__api_vhost_put(sb_http_req *r)
 {
     sb_vhost *v = sb_broker_vhost(r->h->broker, r->params[0]);
+    bool bad = false, tracing = false;
 
     if (r->json != NULL && !json_is_object(r->json)) {
         sb_http__reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
                              "the body must be a JSON object");
+        return;
+    }
+    if (v != NULL)
+        tracing = sb_http__json_bool(r->json, "tracing", sb_vhost_tracing(v), &bad);
+    if (bad) {
+        sb_http__reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "tracing must be a boolean");
         return;
     }
     if (v == NULL) {
@@ -58,5 +67,6 @@ sb_http__api_vhost_put(sb_http_req *r)
                              SB_STR_ARGS(r->params[0]));
         return;
     }
+    sb_vhost_set_tracing(v, tracing);
     sb_http__reply_empty(r, MHD_HTTP_NO_CONTENT);
 }

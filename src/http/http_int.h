@@ -180,6 +180,11 @@ int sb_http__props_from_json(const json_t *props, sb_amqp_props *out, sb_arena *
 sb_msg *sb_http__msg_new(const sb_amqp_props *p, sb_str exchange, sb_str rk, const void *body,
                          size_t body_len);
 
+/* ---- api_traces.c ---- */
+/* r's client as traces name it: connection "HTTP <peer>" (written into
+ * buf), r's user, channel 0. who borrows buf and r. */
+void sb_http__trace_who(sb_http_req *r, sb_trace_who *who, char *buf, size_t len);
+
 /* ---- api_rpc.c ---- */
 /* r is being freed while its call waits: forget the call (a late reply is
  * then dropped). */
@@ -208,6 +213,7 @@ void sb_http__api_dlq(sb_http_req *r);
 void sb_http__api_policies(sb_http_req *r);
 void sb_http__api_policy(sb_http_req *r);
 void sb_http__api_dlq_replay(sb_http_req *r);
+void sb_http__api_traces(sb_http_req *r);
 
 /* ---- api_common.c: helpers the management handlers share ---- */
 /* The vhost named by r->params[0], or NULL after answering 404. */

@@ -47,6 +47,9 @@ static const sb_http_route routes[] = {
     { SB_HTTP_POST, "/api/dlq/{vhost}/{queue}/replay", sb_http__api_dlq_replay, false, false },
     /* Switchboard's REST-to-RPC bridge (issue 4): the body is the request. */
     { SB_HTTP_POST, "/api/rpc/{vhost}/{queue}", sb_http__api_rpc, false, false },
+    /* Switchboard's per-action traces (traceparent). */
+    { SB_HTTP_GET, "/api/traces", sb_http__api_traces, false, false },
+    { SB_HTTP_GET, "/api/traces/{id}", sb_http__api_traces, false, false },
     /* RabbitMQ's health checks that hold while the broker runs and has no
      * resource alarm (Switchboard has none yet). */
     { SB_HTTP_GET, "/api/health/checks/alarms", sb_http__api_health_ok, false, false },
