@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -267,6 +268,62 @@ int_header(const amqp_basic_properties_t *p, const char *key, long long dflt)
     return dflt;
 }
 
+/* The string value of header key into out ("" if absent or not a string). */
+static void
+str_header(const amqp_basic_properties_t *p, const char *key, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG))
+        return;
+    for (int i = 0; i < p->headers.num_entries; i++) {
+        const amqp_table_entry_t *e = &p->headers.entries[i];
+        if (e->key.len == strlen(key) && memcmp(e->key.bytes, key, e->key.len) == 0 &&
+            (e->value.kind == AMQP_FIELD_KIND_UTF8 || e->value.kind == AMQP_FIELD_KIND_BYTES)) {
+            copy_bytes(out, outlen, e->value.value.bytes);
+            return;
+        }
+    }
+}
+
+/* The traceparent for something sent while handling a traced message: the
+ * same trace id (and flags) with a new span id of our own, into out (56
+ * bytes). Returns 0 when there is no trace to continue. */
+static int
+child_traceparent(const shop_conn *sc, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char span[8];
+
+    /* 00-<32 hex trace id>-<16 hex span id>-<2 hex flags> */
+    if (strlen(sc->trace) != 55 || sc->trace[2] != '-' || sc->trace[52] != '-')
+        return 0;
+    if (getrandom(span, sizeof span, 0) != (ssize_t)sizeof span)
+        for (size_t i = 0; i < sizeof span; i++)
+            span[i] = (unsigned char)(lrand48() | 1);
+    memcpy(out, sc->trace, 56);
+    memcpy(out, "00", 2);
+    for (int i = 0; i < 8; i++) {
+        out[36 + 2 * i] = hex[span[i] >> 4];
+        out[37 + 2 * i] = hex[span[i] & 15];
+    }
+    return 1;
+}
+
+/* Adds the traceparent entry (from child_traceparent) to p's headers,
+ * whose entries are in e[0..*n) with room for one more. */
+static void
+add_trace_header(const shop_conn *sc, amqp_basic_properties_t *p, amqp_table_entry_t *e,
+                 int *n, char *buf)
+{
+    if (!child_traceparent(sc, buf))
+        return;
+    e[*n] = entry("traceparent", str_value(buf));
+    (*n)++;
+    p->_flags |= AMQP_BASIC_HEADERS_FLAG;
+    p->headers.num_entries = *n;
+    p->headers.entries = e;
+}
+
 static void
 fill_msg(shop_msg *m, const amqp_envelope_t *env)
 {
@@ -289,6 +346,7 @@ fill_msg(shop_msg *m, const amqp_envelope_t *env)
     m->expiration_ms = exp[0] ? atol(exp) : -1;
     m->deadline_ms = int_header(p, "x-deadline-ms", -1);
     m->retry_count = int_header(p, "x-retry-count", 0);
+    str_header(p, "traceparent", m->traceparent, sizeof m->traceparent);
     m->tag = env->delivery_tag;
     m->redelivered = env->redelivered;
 }
@@ -377,15 +435,16 @@ int
 shop_call(shop_conn *sc, const char *queue, const char *body, long budget_ms, shop_msg *reply)
 {
     amqp_basic_properties_t p;
-    amqp_table_entry_t hdr;
+    amqp_table_entry_t hdr[2];
     long long deadline = shop_now_ms() + budget_ms;
-    char corr[64], exp[32];
+    char corr[64], exp[32], tp[64];
+    int nhdr = 1;
 
     snprintf(corr, sizeof corr, "%d-%llu", (int)getpid(), (unsigned long long)++sc->call_seq);
     snprintf(exp, sizeof exp, "%ld", budget_ms);
-    hdr.key = amqp_cstring_bytes("x-deadline-ms");
-    hdr.value.kind = AMQP_FIELD_KIND_I64;
-    hdr.value.value.i64 = deadline;
+    hdr[0].key = amqp_cstring_bytes("x-deadline-ms");
+    hdr[0].value.kind = AMQP_FIELD_KIND_I64;
+    hdr[0].value.value.i64 = deadline;
     memset(&p, 0, sizeof p);
     p._flags = AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG |
                AMQP_BASIC_EXPIRATION_FLAG | AMQP_BASIC_HEADERS_FLAG |
@@ -394,8 +453,9 @@ shop_call(shop_conn *sc, const char *queue, const char *body, long budget_ms, sh
     p.correlation_id = amqp_cstring_bytes(corr);
     p.expiration = amqp_cstring_bytes(exp);
     p.content_type = amqp_cstring_bytes("application/json");
-    p.headers.num_entries = 1;
-    p.headers.entries = &hdr;
+    p.headers.num_entries = nhdr;
+    p.headers.entries = hdr;
+    add_trace_header(sc, &p, hdr, &nhdr, tp);
     if (amqp_basic_publish(sc->c, SHOP_CH_CALL, amqp_empty_bytes, amqp_cstring_bytes(queue), 0, 0,
                            &p, amqp_cstring_bytes(body)) != AMQP_STATUS_OK)
         return -1;
@@ -425,6 +485,9 @@ int
 shop_reply(shop_conn *sc, const shop_msg *req, const char *body)
 {
     amqp_basic_properties_t p;
+    amqp_table_entry_t hdr[1];
+    char tp[64];
+    int nhdr = 0;
 
     if (req->reply_to[0] == '\0')
         return 0;
@@ -432,6 +495,7 @@ shop_reply(shop_conn *sc, const shop_msg *req, const char *body)
     p._flags = AMQP_BASIC_CORRELATION_ID_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG;
     p.correlation_id = amqp_cstring_bytes(req->corr_id);
     p.content_type = amqp_cstring_bytes("application/json");
+    add_trace_header(sc, &p, hdr, &nhdr, tp);
     return amqp_basic_publish(sc->c, SHOP_CH_SERVE, amqp_empty_bytes,
                               amqp_cstring_bytes(req->reply_to), 0, 0, &p,
                               amqp_cstring_bytes(body)) == AMQP_STATUS_OK ? 0 : -1;
@@ -442,13 +506,17 @@ shop_publish_confirmed(shop_conn *sc, const char *exchange, const char *key, con
                        long timeout_ms)
 {
     amqp_basic_properties_t p;
+    amqp_table_entry_t hdr[1];
     long long deadline = shop_now_ms() + timeout_ms;
+    char tp[64];
+    int nhdr = 0;
     uint64_t seq;
 
     memset(&p, 0, sizeof p);
     p._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG;
     p.delivery_mode = AMQP_DELIVERY_PERSISTENT;
     p.content_type = amqp_cstring_bytes("application/json");
+    add_trace_header(sc, &p, hdr, &nhdr, tp);
     if (amqp_basic_publish(sc->c, SHOP_CH_EVENTS, amqp_cstring_bytes(exchange),
                            amqp_cstring_bytes(key), 0, 0, &p,
                            amqp_cstring_bytes(body)) != AMQP_STATUS_OK)
@@ -523,13 +591,19 @@ static int
 serve_one(shop_service *s, shop_msg *m)
 {
     char reply[1024] = "";
-    int act = s->handle(s, m, reply, sizeof reply);
+    int act, rc;
 
+    /* What the service sends while handling m continues m's trace. */
+    snprintf(s->conn.trace, sizeof s->conn.trace, "%s", m->traceparent);
+    act = s->handle(s, m, reply, sizeof reply);
     if (act == SHOP_LOST)
-        return -1;
-    if (act == SHOP_ACK && reply[0] != '\0' && shop_reply(&s->conn, m, reply) < 0)
-        return -1;
-    return (act == SHOP_ACK ? shop_ack(&s->conn, m->tag) : shop_reject(&s->conn, m->tag));
+        rc = -1;
+    else if (act == SHOP_ACK && reply[0] != '\0' && shop_reply(&s->conn, m, reply) < 0)
+        rc = -1;
+    else
+        rc = act == SHOP_ACK ? shop_ack(&s->conn, m->tag) : shop_reject(&s->conn, m->tag);
+    s->conn.trace[0] = '\0';
+    return rc;
 }
 
 void

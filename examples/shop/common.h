@@ -7,6 +7,12 @@
  * argument, which RabbitMQ ignores. One connection per process, used from
  * one thread. Channels: 1 consumes the service's queue, 2 makes calls (it
  * consumes amq.rabbitmq.reply-to), 3 publishes events with confirms.
+ *
+ * Tracing: while a service handles a message that carries a W3C
+ * traceparent header, everything it sends (calls, replies, events) carries
+ * the same trace id with a span id of its own, so the broker's trace of one
+ * customer's order (`switchboard trace ID`) follows it through every
+ * service. Plain AMQP headers: RabbitMQ carries them along unchanged.
  */
 #ifndef SHOP_COMMON_H
 #define SHOP_COMMON_H
@@ -29,6 +35,7 @@ typedef struct shop_conn {
     const char *who;                  /* service name, for log lines */
     uint64_t confirm_seq;             /* last delivery tag published on channel 3 */
     uint64_t call_seq;                /* for correlation ids */
+    char trace[64];                   /* traceparent of the message being handled, or "" */
 } shop_conn;
 
 /* What a call or a consumer saw. Bodies are copied, NUL-terminated. */
@@ -40,6 +47,7 @@ typedef struct shop_msg {
     long expiration_ms;               /* -1 when the message has none */
     long long deadline_ms;            /* header x-deadline-ms, or -1 */
     long long retry_count;            /* header x-retry-count, or 0 */
+    char traceparent[64];             /* header traceparent, or "" */
     uint64_t tag;
     int redelivered;
 } shop_msg;

@@ -7,12 +7,13 @@ the customers over the broker's HTTP RPC bridge (POST /api/rpc/%2F/orders), runs
 scenarios, prints a plain report, stops everything (also on failure) and exits 1 if any
 claim failed. The last line is a one-line summary.
 
-  1. normal load            customer latency of the call; how long the background work takes
+  1. normal load            customer latency of the call; how long the background work takes;
+                            one order's trace (`switchboard trace`) across every service
   2. shipping down          checkout unaffected; shipping's queue grows, then drains
   3. payments slow          504 at the customer's deadline, expired requests dropped; the
                             same shop as a chain of calls: latency is the sum, one slow
                             link stalls checkout
-  4. poison order           retried with back-off, dead-lettered, fixed, replayed
+  4. poison order           retried with back-off, dead-lettered, fixed, replayed; its trace
   5. broker kill -9         restarted on the same data: no confirmed order event lost
 
 usage: demo.py [--small] [--keep]      (or SHOP_DEMO_SIZE=small)
@@ -224,7 +225,7 @@ class Customer:
 
     def order(self, item="book", queue="orders", timeout_ms=CUSTOMER_TIMEOUT_MS):
         """Places one order. Returns (HTTP status or 0 if the broker was unreachable,
-        order id or None, ms)."""
+        order id or None, ms, the call's trace id or None)."""
         body = json.dumps({"item": item}).encode()
         t0 = time.monotonic()
         try:
@@ -237,15 +238,18 @@ class Customer:
             r = self.conn.getresponse()
             data = r.read()
             status = r.status
+            tp = r.getheader("traceparent") or ""
         except (OSError, http.client.HTTPException):
             self.close()
-            return 0, None, (time.monotonic() - t0) * 1000
+            return 0, None, (time.monotonic() - t0) * 1000, None
         ms = (time.monotonic() - t0) * 1000
         order_id = None
         if status == 200:
             reply = json.loads(data)
             order_id = reply.get("order_id") if reply.get("status") == "placed" else None
-        return status, order_id, ms
+        # The bridge answers with the call's traceparent: 00-<trace id>-<span>-<flags>.
+        trace_id = tp.split("-")[1] if tp.count("-") == 3 else None
+        return status, order_id, ms, trace_id
 
     def close(self):
         if self.conn is not None:
@@ -337,7 +341,51 @@ def scenario_normal(shop, rep):
              f"({(time.monotonic() - t0) * 1000:.0f} ms after the first order)")
     rep.claim(True, "every background service saw every order")
     rep.summary.update(p50=pctl(lat, 50), p99=pctl(lat, 99), background_ms=bg)
+    scenario_trace(shop, rep, res)
     return ids
+
+
+def trace_of(shop, trace_id):
+    """The broker's trace of one call (GET /api/traces/ID, as `switchboard trace --json`)."""
+    r = run_cli(shop, "trace", trace_id, "--json")
+    return json.loads(r.stdout) if r.returncode == 0 else {"events": []}
+
+
+def settled_in(t, queues):
+    """True when the trace shows an ack in each of queues."""
+    acked = {e.get("queue") for e in t["events"] if e["event"] == "acked"}
+    return set(queues) <= acked
+
+
+def scenario_trace(shop, rep, res):
+    """One customer's order, followed across every service by its trace id."""
+    trace_id = [r[3] for r in res if r[0] == 200 and r[1]][-1]
+    rep.line(f"\n1b. One order's story: `switchboard trace {trace_id}` (the trace id the HTTP "
+             f"bridge returned in its traceparent header)")
+    wait_until(lambda: settled_in(trace_of(shop, trace_id), SERVICES),
+               "the order acked by inventory, shipping and notifications in its trace")
+    out = run_cli(shop, "trace", trace_id).stdout.splitlines()
+    for ln in out:
+        rep.line("   | " + ln)
+    t = trace_of(shop, trace_id)
+    ev = t["events"]
+    kinds = [e["event"] for e in ev]
+    event = [e for e in ev if e["event"] == "published" and e.get("exchange") == "shop"]
+    routed = [e for e in ev if e["event"] == "routed" and len(e.get("queues", [])) == 3]
+    rep.claim(kinds[0] == "rpc_started" and "rpc_answered" in kinds and
+              any(e["event"] == "published" and e.get("routing_key") == "payments" for e in ev)
+              and sum(e["event"] == "replied" and e["linked_by"] == "traceparent"
+                      for e in ev) == 2,
+              "the trace shows the HTTP call, the payment call and both replies")
+    rep.claim(len(event) == 1 and len(routed) == 1 and
+              set(routed[0]["queues"]) == set(SERVICES) and
+              all(any(e["event"] == "delivered" and e.get("queue") == s for e in ev)
+                  for s in SERVICES) and settled_in(t, SERVICES),
+              "... and the order.placed event delivered to and acked by inventory, shipping "
+              "and notifications")
+    rep.claim(len({e["span_id"] for e in ev}) >= 4,
+              f"each hop has its own span ({len({e['span_id'] for e in ev})} spans, one trace id)")
+    rep.summary["trace_events"] = len(ev)
 
 
 def scenario_shipping_down(shop, rep, earlier):
@@ -464,7 +512,7 @@ def run_cli(shop, *args):
 
 def scenario_poison(shop, rep):
     rep.line("\n4. A poison order: inventory cannot handle item 'poison' until it is fixed")
-    status, oid, _ = Customer(shop).order(item="poison")
+    status, oid, _, trace_id = Customer(shop).order(item="poison")
     rep.claim(status == 200 and oid is not None, f"the customer's order was placed ({oid})")
     if oid is None:
         return []
@@ -492,7 +540,27 @@ def scenario_poison(shop, rep):
               "after the fix, `switchboard dlq replay inventory.dead` brought it back and "
               "inventory completed it")
     shop.wait_all_seen([oid])
+    poison_trace(shop, rep, trace_id)
     return [oid]
+
+
+def poison_trace(shop, rep, trace_id):
+    """The poison order's trace, as an operator would read it: inventory's part."""
+    wait_until(lambda: [e["event"] for e in trace_of(shop, trace_id)["events"]
+                        if e.get("queue") == "inventory"][-1:] == ["acked"],
+               "the replayed order acked by inventory in its trace")
+    rep.line(f"   `switchboard trace {trace_id}`, the lines about inventory:")
+    for ln in run_cli(shop, "trace", trace_id).stdout.splitlines():
+        if "inventory" in ln or ln.startswith("trace "):
+            rep.line("   | " + ln)
+    ev = trace_of(shop, trace_id)["events"]
+    inv = [e["event"] for e in ev if e.get("queue") == "inventory" or e.get("died_in") == "inventory"]
+    dead = [e for e in ev if e["event"] == "dead_lettered"]
+    rep.claim(inv.count("rejected") == 4 and inv.count("retry_scheduled") == 3 and
+              len(dead) == 1 and dead[0]["queues"] == ["inventory.dead"] and
+              "replayed" in inv and inv[-1] == "acked",
+              "its trace shows 4 failures, 3 retries, the dead letter, the replay and the "
+              "final ack, under the customer's trace id")
 
 
 def scenario_crash(shop, rep):

@@ -9,13 +9,17 @@ each order id to --ids after sending and before the ack. It reconnects when the 
 goes away.
 
 With --serve QUEUE it answers calls on QUEUE instead (the last link of the shop wired as
-a chain of synchronous calls).
+a chain of synchronous calls). A reply continues the request's trace: it carries the
+request's traceparent trace id with a span id of its own (W3C Trace Context), which is all
+a service has to do to show up in `switchboard trace`.
 
 usage: notifications.py [--url URL] [--ids FILE] [--work-ms N] [--serve QUEUE]
 """
 import argparse
 import json
 import os
+import re
+import secrets
 import sys
 import time
 
@@ -35,6 +39,16 @@ def append_line(path, line):
         os.close(fd)
 
 
+def child_traceparent(props):
+    """The traceparent for what we send while handling a message: its trace id and flags,
+    our own new span id; None when the message carries no (valid) traceparent."""
+    tp = (props.headers or {}).get("traceparent")
+    if isinstance(tp, bytes):
+        tp = tp.decode(errors="replace")
+    m = re.fullmatch(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-([0-9a-f]{2})", tp or "")
+    return f"00-{m.group(1)}-{secrets.token_hex(8)}-{m.group(2)}" if m else None
+
+
 def serve(args, params):
     conn = pika.BlockingConnection(params)
     ch = conn.channel()
@@ -50,10 +64,12 @@ def serve(args, params):
         if args.ids:
             append_line(args.ids, order_id)
         if props.reply_to:
+            tp = child_traceparent(props)
             ch.basic_publish("", props.reply_to,
                              json.dumps({"order_id": order_id, "status": "notified"}).encode(),
                              pika.BasicProperties(correlation_id=props.correlation_id,
-                                                  content_type="application/json"))
+                                                  content_type="application/json",
+                                                  headers={"traceparent": tp} if tp else None))
         ch.basic_ack(method.delivery_tag)
 
     ch.basic_consume(queue, on_message)
