@@ -57,14 +57,27 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsb.a
 
 unit-bins: $(UNIT_BIN)
 
-# libFuzzer targets are built with clang and ASan+UBSan, from the sources
-# directly (not libsb.a, which gcc built without coverage).
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -pthread -Isrc -fsanitize=fuzzer,address,undefined \
+# libFuzzer targets are built with clang and ASan+UBSan, from objects of
+# their own (not libsb.a, which gcc built without coverage). A target links
+# the codec, common and store objects and the traceparent parser;
+# fuzz_session (whole connections through the real broker) also the net,
+# broker and session ones.
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -pthread -Isrc -fsanitize=address,undefined \
                -fno-sanitize-recover=undefined
 FUZZ_LIB := $(sort $(wildcard src/common/*.c src/amqp/*.c src/store/*.c) src/broker/traceparent.c)
-$(BUILD)/fuzz/%: fuzz/%.c $(FUZZ_LIB)
+FUZZ_SESSION_LIB := $(sort $(FUZZ_LIB) $(wildcard src/net/*.c src/broker/*.c src/session/*.c))
+FUZZ_OBJ = $(1:%.c=$(BUILD)/fuzz/obj/%.o)
+
+$(BUILD)/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(BUILD)/fuzz/%: $(BUILD)/fuzz/obj/fuzz/%.o $(call FUZZ_OBJ,$(FUZZ_LIB))
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(FUZZ_LDLIBS)
+
+$(BUILD)/fuzz/fuzz_session: $(call FUZZ_OBJ,$(FUZZ_SESSION_LIB))
+$(BUILD)/fuzz/fuzz_session: FUZZ_LDLIBS = $(LDLIBS)
+.SECONDARY: $(FUZZ_SRC:%.c=$(BUILD)/fuzz/obj/%.o)
 
 fuzz-bins: $(FUZZ_BIN)
 
@@ -104,7 +117,8 @@ asan: deps-test
 
 fuzz: deps-test fuzz-bins
 	@for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p fuzz/corpus/$$n; \
-	  echo "== $$n"; $$f -max_total_time=$(FUZZ_SECONDS) fuzz/corpus/$$n || exit 1; done
+	  d=; if [ -f fuzz/$$n.dict ]; then d=-dict=fuzz/$$n.dict; fi; \
+	  echo "== $$n"; $$f -max_total_time=$(FUZZ_SECONDS) $$d fuzz/corpus/$$n || exit 1; done
 
 # tools/amqpgen.py writes src/amqp/methods_gen.{h,c} and src/session/dispatch_gen.{h,c}.
 gen:
@@ -127,4 +141,5 @@ bench: deps-reference all
 clean:
 	rm -rf build build-asan
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) \
+         $(patsubst %.c,$(BUILD)/fuzz/obj/%.d,$(FUZZ_SRC) $(FUZZ_SESSION_LIB))
