@@ -156,6 +156,8 @@ typedef struct sb_queue_decl {
     bool passive, durable, exclusive, auto_delete;
     const sb_amqp_table *args;
     const void *owner;      /* the declaring connection, for exclusive */
+    bool restoring;         /* the broker's own saved definitions, at start-up: a
+                               durable server-named queue (amq.gen-...) comes back too */
 } sb_queue_decl;
 
 typedef struct sb_queue_info {

@@ -28,13 +28,12 @@ typedef struct import_ctx {
     char why[400];          /* the first error, RabbitMQ-style */
 } import_ctx;
 
+/* A string field, exactly as the saving broker had it (names may be any
+ * bytes: json_table.h); views o or the context's arena. */
 static sb_str
-jstr(const json_t *o, const char *key)
+jstr(import_ctx *c, const json_t *o, const char *key)
 {
-    const json_t *v = json_object_get(o, key);
-
-    return json_is_string(v) ? sb_str_make(json_string_value(v), json_string_length(v))
-                             : SB_STR_LIT("");
+    return sb_json_name(o, key, &c->arena);
 }
 
 /* A boolean field; absent is def. RabbitMQ's files also carry them as
@@ -63,7 +62,7 @@ failed(import_ctx *c, const char *what, sb_str name, const char *text)
 static sb_vhost *
 obj_vhost(import_ctx *c, const json_t *o, const char *what, sb_str name)
 {
-    sb_str vn = jstr(o, "vhost");
+    sb_str vn = jstr(c, o, "vhost");
     sb_vhost *v = sb_broker_vhost(c->b, vn.len ? vn : SB_STR_LIT("/"));
 
     if (v == NULL)
@@ -101,7 +100,7 @@ restore_id(import_ctx *c, const json_t *o, uint32_t *id, void *owner)
 static int
 import_exchange(import_ctx *c, const json_t *o)
 {
-    sb_exchange_decl d = { .name = jstr(o, "name"), .type = jstr(o, "type"),
+    sb_exchange_decl d = { .name = jstr(c, o, "name"), .type = jstr(c, o, "type"),
                            .durable = jbool(o, "durable", true),
                            .auto_delete = jbool(o, "auto_delete", false),
                            .internal = jbool(o, "internal", false) };
@@ -127,8 +126,9 @@ import_exchange(import_ctx *c, const json_t *o)
 static int
 import_queue(import_ctx *c, const json_t *o)
 {
-    sb_queue_decl d = { .name = jstr(o, "name"), .durable = jbool(o, "durable", true),
-                        .auto_delete = jbool(o, "auto_delete", false) };
+    sb_queue_decl d = { .name = jstr(c, o, "name"), .durable = jbool(o, "durable", true),
+                        .auto_delete = jbool(o, "auto_delete", false),
+                        .restoring = c->at_start };
     sb_vhost *v = obj_vhost(c, o, "queue", d.name);
     sb_amqp_table args;
     sb_queue_info info;
@@ -154,8 +154,8 @@ import_queue(import_ctx *c, const json_t *o)
 static int
 import_binding(import_ctx *c, const json_t *o)
 {
-    sb_str src = jstr(o, "source"), dst = jstr(o, "destination"), key = jstr(o, "routing_key");
-    sb_str type = jstr(o, "destination_type");
+    sb_str src = jstr(c, o, "source"), dst = jstr(c, o, "destination");
+    sb_str key = jstr(c, o, "routing_key"), type = jstr(c, o, "destination_type");
     sb_vhost *v = obj_vhost(c, o, "binding from exchange", src);
     sb_amqp_table args;
     sb_error err = { 0 };
@@ -184,7 +184,7 @@ check_vhosts(import_ctx *c, const json_t *doc)
     size_t i;
 
     json_array_foreach(json_object_get(doc, "vhosts"), i, o) {
-        sb_str name = jstr(o, "name");
+        sb_str name = jstr(c, o, "name");
         if (sb_broker_vhost(c->b, name) == NULL) {
             snprintf(c->why, sizeof c->why, "vhost '%.*s' does not exist, and Switchboard "
                      "cannot create vhosts yet", SB_STR_ARGS(name));

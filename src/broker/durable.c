@@ -170,37 +170,66 @@ sb_broker__defs_changed(sb_broker *b)
 
 /* ---- definitions, in RabbitMQ's format ---- */
 
+/* Names go through sb_json_from_name: any byte string, NULs and bytes
+ * that are not UTF-8 included, comes back as it was (json_table.h). */
+static void
+set_name(json_t *o, json_t *raw, const char *field, sb_str name)
+{
+    json_object_set_new(o, field, sb_json_from_name(name, raw, field));
+}
+
+static json_t *
+with_raw(json_t *o, json_t *raw)
+{
+    if (json_object_size(raw) > 0)
+        json_object_set(o, SB_JSON_RAW_KEY, raw);
+    json_decref(raw);
+    return o;
+}
+
 static json_t *
 exchange_json(const sb_exchange *x)
 {
-    json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:o}", "name", x->name, "vhost",
-                          x->vhost->name, "type", sb_broker__exchange_type_name(x), "durable", 1,
-                          "auto_delete", x->auto_delete, "internal", x->internal, "arguments",
+    json_t *o = json_pack("{s:s, s:s, s:b, s:b, s:b, s:o}", "vhost", x->vhost->name, "type",
+                          sb_broker__exchange_type_name(x), "durable", 1, "auto_delete",
+                          x->auto_delete, "internal", x->internal, "arguments",
                           sb_json_from_table(&x->args.t));
+    json_t *raw = json_object();
 
+    set_name(o, raw, "name", sb_str_make(x->name, x->name_len));
     if (x->id != 0)  /* a delayed exchange's held messages are logged under it */
         json_object_set_new(o, DEFS_ID_KEY, json_integer(x->id));
-    return o;
+    return with_raw(o, raw);
 }
 
 static json_t *
 queue_json(const sb_queue *q)
 {
-    return json_pack("{s:s, s:s, s:b, s:b, s:o, s:I}", "name", q->name, "vhost", q->vhost->name,
-                     "durable", 1, "auto_delete", q->auto_delete, "arguments",
-                     sb_json_from_table(&q->args.t), DEFS_ID_KEY, (json_int_t)q->id);
+    json_t *o = json_pack("{s:s, s:b, s:b, s:o, s:I}", "vhost", q->vhost->name, "durable", 1,
+                          "auto_delete", q->auto_delete, "arguments",
+                          sb_json_from_table(&q->args.t), DEFS_ID_KEY, (json_int_t)q->id);
+    json_t *raw = json_object();
+
+    set_name(o, raw, "name", sb_str_make(q->name, q->name_len));
+    return with_raw(o, raw);
 }
 
 static json_t *
 binding_json(const sb_binding *bd)
 {
-    const char *dest = bd->kind == SB_DEST_QUEUE ? ((sb_queue *)bd->dest)->name
-                                                  : ((sb_exchange *)bd->dest)->name;
+    sb_str dest = bd->kind == SB_DEST_QUEUE
+                      ? sb_str_make(((sb_queue *)bd->dest)->name, ((sb_queue *)bd->dest)->name_len)
+                      : sb_str_make(((sb_exchange *)bd->dest)->name,
+                                    ((sb_exchange *)bd->dest)->name_len);
+    json_t *o = json_pack("{s:s, s:s, s:o}", "vhost", bd->source->vhost->name,
+                          "destination_type", bd->kind == SB_DEST_QUEUE ? "queue" : "exchange",
+                          "arguments", sb_json_from_table(&bd->args.t));
+    json_t *raw = json_object();
 
-    return json_pack("{s:s, s:s, s:s, s:s, s:s#, s:o}", "source", bd->source->name, "vhost",
-                     bd->source->vhost->name, "destination", dest, "destination_type",
-                     bd->kind == SB_DEST_QUEUE ? "queue" : "exchange", "routing_key", bd->key,
-                     (int)bd->key_len, "arguments", sb_json_from_table(&bd->args.t));
+    set_name(o, raw, "source", sb_str_make(bd->source->name, bd->source->name_len));
+    set_name(o, raw, "destination", dest);
+    set_name(o, raw, "routing_key", sb_str_make(bd->key, bd->key_len));
+    return with_raw(o, raw);
 }
 
 static bool

@@ -29,7 +29,8 @@ sb_broker_load_definitions(sb_broker *b, const char *dir)
         return 0;
     if (rc < 0)
         return rc;
-    doc = json_loadb((const char *)blob, len, 0, &jerr);
+    /* Names may hold NULs (\u0000 in the file): they are bytes. */
+    doc = json_loadb((const char *)blob, len, JSON_ALLOW_NUL, &jerr);
     sb_free(blob);
     if (doc == NULL) {
         sb_log(SB_LOG_ERROR, "store", "definitions in %s are not JSON (line %d: %s)", dir,

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "json_table.h"
+#include "../common/alloc.h"
 
 #define SHORTSTR_MAX 255
 
@@ -194,4 +195,59 @@ sb_json_from_table(const sb_amqp_table *t)
         json_object_set_new(out, key, sb_json_from_value(&t->e[i].v));
     }
     return out;
+}
+
+/* ---- names ---- */
+
+json_t *
+sb_json_from_name(sb_str s, json_t *raw, const char *field)
+{
+    static const char hex[] = "0123456789abcdef";
+    json_t *j = s.len ? json_stringn((const char *)s.p, s.len) : json_string("");
+    char *lossy, *h;
+
+    if (j != NULL)
+        return j;
+    lossy = sb_malloc(s.len + 1);
+    h = sb_malloc(2 * s.len + 1);
+    for (size_t i = 0; i < s.len; i++) {
+        lossy[i] = s.p[i] < 0x80 ? (char)s.p[i] : '?';
+        h[2 * i] = hex[s.p[i] >> 4];
+        h[2 * i + 1] = hex[s.p[i] & 15];
+    }
+    j = json_stringn(lossy, s.len);
+    json_object_set_new(raw, field, json_stringn(h, 2 * s.len));
+    sb_free(lossy);
+    sb_free(h);
+    return j;
+}
+
+static int
+hex_digit(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+sb_str
+sb_json_name(const json_t *o, const char *field, sb_arena *a)
+{
+    const json_t *h = json_object_get(json_object_get(o, SB_JSON_RAW_KEY), field);
+    const json_t *v = json_object_get(o, field);
+    size_t n = json_string_length(h);
+
+    if (json_is_string(h) && n % 2 == 0) {
+        const char *p = json_string_value(h);
+        uint8_t *out = sb_arena_alloc(a, n / 2 + 1);
+        size_t i;
+
+        for (i = 0; i < n / 2; i++) {
+            int hi = hex_digit(p[2 * i]), lo = hex_digit(p[2 * i + 1]);
+            if (hi < 0 || lo < 0)
+                break;
+            out[i] = (uint8_t)(hi << 4 | lo);
+        }
+        if (i == n / 2)
+            return sb_str_make(out, n / 2);
+    }
+    return json_is_string(v) ? json_str(v) : SB_STR_LIT("");
 }

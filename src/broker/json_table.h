@@ -17,4 +17,16 @@ int sb_json_to_table(const json_t *obj, sb_amqp_table *out, sb_arena *a, char *w
 json_t *sb_json_from_value(const sb_amqp_value *v);
 json_t *sb_json_from_table(const sb_amqp_table *t);
 
+/* Names (of queues, exchanges, routing keys) are bytes, and JSON strings
+ * cannot carry every byte string. sb_json_from_name returns s as a JSON
+ * string (a new reference); when s is not UTF-8 the string has '?' for
+ * each byte above 0x7f and s's exact bytes go, hex-encoded, into
+ * raw[field], which the caller stores as the object's SB_JSON_RAW_KEY
+ * member. sb_json_name reads o[field] back exactly: from that member
+ * when it is there, else the string (NULs included). The result views o,
+ * or arena a; empty when absent. */
+#define SB_JSON_RAW_KEY "switchboard_raw"
+json_t *sb_json_from_name(sb_str s, json_t *raw, const char *field);
+sb_str sb_json_name(const json_t *o, const char *field, sb_arena *a);
+
 #endif /* SB_JSON_TABLE_H */

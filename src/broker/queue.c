@@ -145,7 +145,7 @@ sb_queue_declare(sb_vhost *v, const sb_queue_decl *d, sb_queue_info *out, sb_err
     if (name.len == 0) {
         generate_name(v, gen, sizeof gen);
         name = sb_str_c(gen);
-    } else if (sb_str_has_prefix(name, "amq.")) {
+    } else if (sb_str_has_prefix(name, "amq.") && !d->restoring) {
         return sb_error_set(err, SB_ACCESS_REFUSED,
                             "queue name '%.*s' contains reserved prefix 'amq.*'",
                             SB_STR_ARGS(name));

@@ -15,6 +15,30 @@ pytestmark = pytest.mark.skipif(brokers.target() == "external",
                                 reason="needs a broker process of its own (AMQP_URL is set)")
 
 
+# Names are bytes, a NUL included (RabbitMQ takes any UTF-8 in a name; bytes that are not
+# UTF-8 it refuses with 501, so tests/unit/test_broker_durable_names.c covers those). Found
+# by fuzz/fuzz_session: a NUL in a binding key made the saved definitions unloadable (the
+# broker would not start again) and a NUL cut a durable queue's name short.
+BYTE_QUEUE = b"bytes-q-\x00-"
+BYTE_EXCHANGE = b"bytes-x-\x00-"
+BYTE_KEY = b"key\x00.#"
+
+
+def declare_byte_names(b, s):
+    s.bq = BYTE_QUEUE + unique("q").encode()
+    s.bx = BYTE_EXCHANGE + unique("x").encode()
+    with R.connect(b) as raw:
+        raw.open_channel(1)
+        raw.send_method(1, R.QUEUE_DECLARE, R.short(0) + R.shortstr(s.bq) + R.octet(2) + R.table({}))
+        raw.expect(R.QUEUE_DECLARE_OK)
+        raw.send_method(1, (40, 10), R.short(0) + R.shortstr(s.bx) + R.shortstr("direct")
+                        + R.octet(2) + R.table({}))
+        raw.expect((40, 11))
+        raw.send_method(1, (50, 20), R.short(0) + R.shortstr(s.bq) + R.shortstr(s.bx)
+                        + R.shortstr(BYTE_KEY) + R.octet(0) + R.table({}))
+        raw.expect((50, 21))
+
+
 @pytest.fixture(scope="module")
 def restarted():
     b = brokers.start()
@@ -31,6 +55,7 @@ def restarted():
         ch.queue_declare(s.uq, durable=True)
         ch.queue_bind(s.dq, s.dx, "orders.#")
         s.excl = ch.queue_declare("", exclusive=True, durable=True).method.queue
+        s.gen = ch.queue_declare("", durable=True).method.queue  # amq.gen-..., not exclusive
         ch.confirm_delivery()
         ch.basic_publish(s.dx, "orders.new", b"persistent-1", pika.BasicProperties(delivery_mode=2))
         ch.basic_publish(s.dx, "orders.new", b"transient", pika.BasicProperties(delivery_mode=1))
@@ -39,9 +64,11 @@ def restarted():
         ch.basic_publish("", s.tq, b"gone", pika.BasicProperties(delivery_mode=2))
         for i in range(3):
             ch.basic_publish("", s.uq, b"u%d" % i, pika.BasicProperties(delivery_mode=2))
+        ch.basic_publish("", s.gen, b"g", pika.BasicProperties(delivery_mode=2))
         m0 = ch.basic_get(s.uq)[0]
         ch.basic_ack(m0.delivery_tag)
         ch.basic_get(s.uq)  # u1 stays unacked across the restart
+        declare_byte_names(b, s)
 
         s.raw = R.connect(b)  # sees the shutdown
         s.raw.open_channel(1)
@@ -102,3 +129,29 @@ def test_transient_and_exclusive_definitions_are_gone_after_a_restart(restarted,
 def test_unacked_persistent_messages_are_back_after_a_restart_and_acked_ones_are_not(restarted, ch2):
     ch = ch2.channel()
     assert bodies(ch, restarted.uq) == [b"u1", b"u2"]
+
+
+def test_names_with_a_nul_survive_a_restart(restarted):
+    s = restarted
+    with R.connect(s.broker) as raw:
+        raw.open_channel(1)
+        raw.send_method(1, R.QUEUE_DECLARE, R.short(0) + R.shortstr(s.bq) + R.octet(1) + R.table({}))
+        raw.expect(R.QUEUE_DECLARE_OK)
+        raw.send_method(1, R.CONFIRM_SELECT, R.octet(0))
+        raw.expect(R.CONFIRM_SELECT_OK)
+        raw.send(R.publish_frames(1, s.bx, BYTE_KEY, b"routed by bytes", mandatory=True))
+        raw.expect(R.BASIC_ACK)
+        raw.send_method(1, R.BASIC_GET, R.short(0) + R.shortstr(s.bq) + R.octet(1))
+        f = raw.expect(R.BASIC_GET_OK)
+        r = f.args()
+        assert (r.longlong(), r.octet(), r.take(r.octet()), r.take(r.octet())) == (
+            1, 0, s.bx, BYTE_KEY)
+        assert raw.read_frame().type == R.FRAME_HEADER
+        assert raw.read_frame().payload == b"routed by bytes"
+
+
+def test_a_durable_server_named_queue_survives_a_restart(restarted, ch2):
+    # Found by fuzz/fuzz_session: it was saved, but its amq.* name was refused on loading.
+    ch = ch2.channel()
+    assert ch.queue_declare(restarted.gen, passive=True).method.message_count == 1
+    assert bodies(ch, restarted.gen) == [b"g"]
