@@ -5,7 +5,7 @@
 #   make test-reference   the integration suite against Debian's rabbitmq-server
 #   make asan       unit tests and integration under ASan+UBSan
 #   make fuzz       run each libFuzzer target for FUZZ_SECONDS
-#   make gen / gen-check   regenerate the AMQP codec and dispatch table / check they are up to date
+#   make gen / gen-check   regenerate the AMQP codec, dispatch table and embedded dashboard / check them
 #   make bench      the side-by-side benchmark against RabbitMQ (long)
 #   make demo       the online store example, every scenario measured (examples/shop)
 
@@ -120,12 +120,16 @@ fuzz: deps-test fuzz-bins
 	  d=; if [ -f fuzz/$$n.dict ]; then d=-dict=fuzz/$$n.dict; fi; \
 	  echo "== $$n"; $$f -max_total_time=$(FUZZ_SECONDS) $$d fuzz/corpus/$$n || exit 1; done
 
-# tools/amqpgen.py writes src/amqp/methods_gen.{h,c} and src/session/dispatch_gen.{h,c}.
+# Generated and committed: tools/amqpgen.py writes src/amqp/methods_gen.{h,c} and
+# src/session/dispatch_gen.{h,c}; tools/embed_ui.py the dashboard's files as C arrays
+# (src/http/ui/ -> src/http/ui_gen.c).
 gen:
 	$(PYTHON) tools/amqpgen.py ../shared/spec src
+	$(PYTHON) tools/embed_ui.py src/http/ui src/http/ui_gen.c
 
 gen-check:
 	@$(PYTHON) tools/amqpgen.py --check ../shared/spec src
+	@$(PYTHON) tools/embed_ui.py --check src/http/ui src/http/ui_gen.c
 
 # docs/configuration.md is generated from the option table (src/config/options.c).
 docs: all

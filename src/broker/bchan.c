@@ -17,6 +17,8 @@ sb_bchan_new(sb_broker *b, sb_vhost *v, const void *owner)
     ch->owner = owner;
     ch->flow_active = true;
     b->channels++;
+    b->churn.n[SB_CHURN_CHANNEL_CREATED]++;
+    sb_list_push_back(&b->bchans, &ch->link);
     sb_list_init(&ch->unacked);
     sb_list_init(&ch->consumers);
     return ch;
@@ -108,6 +110,8 @@ settle(sb_bchan *ch, sb_unacked *u, settle_mode mode, sb_dest_vec *touched)
         u->queue->unacked_count--;
         touch(touched, u->queue);
     }
+    if (mode == SETTLE_ACK)
+        sb_broker__stat(ch->vhost, u->queue, ch, SB_STAT_ACK);
     if (mode == SETTLE_REQUEUE && u->queue != NULL)
         sb_broker__queue_requeue(u->queue, u->entry);
     else if (mode == SETTLE_REJECT && u->queue != NULL) {
@@ -414,8 +418,11 @@ sb_bchan_get(sb_bchan *ch, sb_str queue, bool no_ack, sb_deliver_info *d, sb_err
         return rc;
     sb_broker__queue_touch(q);
     sb_broker__queue_expire_head(q);
-    if ((e = sb_broker__queue_pop(q)) == NULL)
+    if ((e = sb_broker__queue_pop(q)) == NULL) {
+        sb_broker__stat(q->vhost, q, ch, SB_STAT_GET_EMPTY);
         return 0;
+    }
+    sb_broker__stat_out(q, ch, no_ack ? SB_STAT_GET_NO_ACK : SB_STAT_GET, e->redelivered);
     d->redelivered = e->redelivered;
     d->message_count = q->ready_count;
     d->msg = sb_msg_ref(e->msg);
@@ -459,5 +466,7 @@ sb_bchan_free(sb_bchan *ch)
         settle_tags(ch, 0, true, SETTLE_REQUEUE, &err);
     sb_map_free(&ch->consumer_tags);
     ch->broker->channels--;
+    ch->broker->churn.n[SB_CHURN_CHANNEL_CLOSED]++;
+    sb_list_remove(&ch->link);
     sb_free(ch);
 }

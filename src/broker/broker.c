@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../common/alloc.h"
+#include "../common/clock.h"
 #include "../common/log.h"
 
 /* The exchanges every vhost has, as RabbitMQ predeclares them. */
@@ -69,8 +70,12 @@ sb_broker_new(const sb_broker_limits *lim)
 
     b->lim = *lim;
     b->memory_window = lim->queue_memory_window ? lim->queue_memory_window : 20000;
+    b->started_at = sb_wall_ms();
     sb_list_init(&b->spilling);
     sb_broker__trace_init(b, lim->trace_max_events);
+    sb_list_init(&b->conns);
+    sb_list_init(&b->bchans);
+    sb_broker__stats_start(b);
     vhost_new(b, "/");
     return b;
 }
@@ -83,6 +88,7 @@ sb_broker_free(sb_broker *b)
 
     if (b == NULL)
         return;
+    sb_broker__stats_stop(b);
     while (sb_map_next(&b->vhosts, &it, NULL, &val))
         vhost_free(val);
     sb_map_free(&b->vhosts);
@@ -98,7 +104,9 @@ sb_broker_free(sb_broker *b)
 void
 sb_broker_set_loop(sb_broker *b, sb_loop *loop)
 {
+    sb_broker__stats_stop(b);
     b->loop = loop;
+    sb_broker__stats_start(b);
 }
 
 const sb_broker_limits *

@@ -19,6 +19,7 @@
 
 #include "../amqp/amqp.h"
 #include "../common/error.h"
+#include "../common/buf.h"
 #include "../common/list.h"
 #include "../common/map.h"
 #include "../common/rc.h"
@@ -40,6 +41,7 @@ typedef struct sb_broker_limits {
     uint64_t max_message_bytes;   /* largest body accepted */
     uint32_t queue_memory_window; /* ready messages a durable queue keeps in RAM (0: 20000) */
     uint32_t trace_max_events;    /* per-action trace ring, in events (0: no tracing) */
+    uint32_t stats_interval_ms;   /* message rate sampling (0: SB_STATS_DEFAULT_INTERVAL_MS) */
 } sb_broker_limits;
 
 /* ---- the root ---- */
@@ -453,6 +455,173 @@ bool sb_trace_get(const sb_broker *b, const uint8_t trace_id[16], uint64_t after
                   sb_trace_summary *sum, void (*fn)(const sb_trace_view *ev, void *ud), void *ud);
 /* Reads the attribute at *pos of ev and advances *pos; false at the end. */
 bool sb_trace_attr_next(const sb_trace_view *ev, size_t *pos, sb_trace_attr *out);
+/* ---- message statistics (stats.c) ----
+ * RabbitMQ's message_stats: counters of messages moving, kept per vhost
+ * (the global figures are the sum over vhosts), per queue and per broker
+ * channel. They are plain increments on the loop thread. A loop timer
+ * samples them every sb_broker_limits.stats_interval_ms (RabbitMQ's
+ * collect_statistics_interval, 5 s) and keeps each one's rate per second
+ * over the last interval. Counters only grow; an object's go with it. */
+typedef enum sb_stat {
+    SB_STAT_PUBLISH,            /* received from publishers (per queue: enqueued) */
+    SB_STAT_PUBLISH_CONFIRM,    /* of those, on channels in confirm mode */
+    SB_STAT_UNROUTABLE,         /* reached no queue */
+    SB_STAT_CONFIRM,            /* confirmed (basic.ack) to publishers */
+    SB_STAT_RETURN_UNROUTABLE,  /* unroutable, mandatory: basic.return */
+    SB_STAT_DROP_UNROUTABLE,    /* unroutable, not mandatory: dropped */
+    SB_STAT_DELIVER,            /* basic.deliver, manual ack */
+    SB_STAT_DELIVER_NO_ACK,     /* basic.deliver, automatic ack */
+    SB_STAT_GET,                /* basic.get-ok, manual ack */
+    SB_STAT_GET_NO_ACK,         /* basic.get-ok, automatic ack */
+    SB_STAT_GET_EMPTY,          /* basic.get-empty */
+    SB_STAT_ACK,                /* acknowledged by consumers */
+    SB_STAT_REDELIVER,          /* delivered or got with redelivered set */
+    SB_STAT_DEAD_REJECTED,      /* dead-lettered to an exchange, by reason, */
+    SB_STAT_DEAD_EXPIRED,       /* in sb_death order: */
+    SB_STAT_DEAD_MAXLEN,
+    SB_STAT_DEAD_DELIVERY_LIMIT,
+    SB_STAT_DROP_REJECTED,      /* the same with no dead-letter exchange: dropped */
+    SB_STAT_DROP_EXPIRED,
+    SB_STAT_DROP_MAXLEN,
+    SB_STAT_DROP_DELIVERY_LIMIT,
+    SB_STAT_RETRY,              /* rejected, held for another try (x-retry-delays) */
+    SB_STAT__COUNT
+} sb_stat;
+
+#define SB_STATS_DEFAULT_INTERVAL_MS 5000u
+
+typedef struct sb_msg_stats {
+    uint64_t n[SB_STAT__COUNT];     /* since the object was made */
+    uint64_t last[SB_STAT__COUNT];  /* at the previous sample */
+    float rate[SB_STAT__COUNT];     /* per second over the last interval */
+} sb_msg_stats;
+
+/* RabbitMQ's message_stats name for s ("publish", "deliver_no_ack", ...),
+ * or NULL for Switchboard's own counters. */
+const char *sb_stat_name(sb_stat s);
+/* Counters summed over every vhost (OUT); rates too. */
+void sb_broker_stats(const sb_broker *b, sb_msg_stats *out);
+const sb_msg_stats *sb_vhost_stats(const sb_vhost *v);
+/* Churn since start, as RabbitMQ's churn_rates and *_opened_total, with
+ * rates sampled as the message counters are. */
+typedef enum sb_churn {
+    SB_CHURN_CONNECTION_CREATED,
+    SB_CHURN_CONNECTION_CLOSED,
+    SB_CHURN_CHANNEL_CREATED,
+    SB_CHURN_CHANNEL_CLOSED,
+    SB_CHURN_QUEUE_DECLARED,
+    SB_CHURN_QUEUE_CREATED,
+    SB_CHURN_QUEUE_DELETED,
+    SB_CHURN__COUNT
+} sb_churn;
+typedef struct sb_broker_churn {
+    uint64_t n[SB_CHURN__COUNT];
+    uint64_t last[SB_CHURN__COUNT];
+    float rate[SB_CHURN__COUNT];
+} sb_broker_churn;
+/* RabbitMQ's name for c ("connection_created", ...). */
+const char *sb_churn_name(sb_churn c);
+void sb_broker_churn_get(const sb_broker *b, sb_broker_churn *out);
+/* The store the broker logs into, or NULL (for its statistics). */
+const sb_store *sb_broker_store(const sb_broker *b);
+/* Messages held for later right now (delayed exchanges and retries). */
+uint64_t sb_broker_delayed_count(const sb_broker *b);
+/* The milliseconds between samples; when the broker started (wall ms). */
+uint32_t sb_broker_stats_interval(const sb_broker *b);
+uint64_t sb_broker_started_at(const sb_broker *b);
+
+/* The channel's counters. An sb_bchan begins with them (broker_int.h
+ * asserts it), so the session's per-message increments cost no call. */
+static inline sb_msg_stats *sb_bchan_stats(sb_bchan *ch) { return (sb_msg_stats *)(void *)ch; }
+/* A message published on ch was routed (or not): counts the channel's
+ * publish, confirm-mode publish, and return or drop of an unroutable one
+ * (also in its vhost). NULL ch is a no-op. */
+void sb_bchan_count_publish(sb_bchan *ch, bool confirm, bool mandatory, bool routed);
+/* n publishes of ch were confirmed (channel and vhost). NULL ch: no-op. */
+void sb_bchan_count_confirms(sb_bchan *ch, uint64_t n);
+
+/* ---- resources, as the session's alarm checks last saw them ---- */
+typedef struct sb_broker_resources {
+    uint64_t mem_used, mem_limit;       /* bytes; limit 0: no watermark */
+    uint64_t disk_free, disk_limit;     /* bytes; disk_free 0 when not checked */
+    bool mem_alarm, disk_alarm;
+} sb_broker_resources;
+void sb_broker_set_resources(sb_broker *b, const sb_broker_resources *r);
+const sb_broker_resources *sb_broker_resources_get(const sb_broker *b);
+
+/* ---- client connections, as the management API lists them (stats.c) ----
+ * The session embeds one sb_bconn in each AMQP connection, fills it in as
+ * the handshake goes, and registers it from accept until the connection
+ * is freed. The broker only lists them and calls back through ops. */
+typedef struct sb_bconn sb_bconn;
+
+/* One open channel of a connection, for /api/channels. */
+typedef struct sb_chan_view {
+    uint16_t number;
+    bool confirm, transactional;
+    uint64_t unconfirmed;           /* published in confirm mode, not yet confirmed */
+    uint32_t uncommitted;           /* publishes and acks held by an open transaction */
+    sb_bchan *bchan;                /* the broker half: consumers, prefetch, counters */
+} sb_chan_view;
+
+typedef struct sb_bconn_ops {
+    /* Closes the connection with 320 CONNECTION_FORCED and reason (the
+     * management API's DELETE). Must not free c before returning. */
+    void (*force_close)(sb_bconn *c, const char *reason);
+    /* Calls fn for each open channel of c. */
+    void (*each_channel)(sb_bconn *c, void (*fn)(const sb_chan_view *ch, void *ud), void *ud);
+    /* "starting", "tuning", "opening", "running", "blocking", "blocked",
+     * "closing" (RabbitMQ's connection states). */
+    const char *(*state)(const sb_bconn *c);
+} sb_bconn_ops;
+
+struct sb_bconn {
+    sb_list link;                   /* the broker's list; set by sb_broker_conn_add */
+    const sb_bconn_ops *ops;
+    char name[160];                 /* "127.0.0.1:51234 -> 127.0.0.1:5672" */
+    char peer_host[64], host[64];
+    uint16_t peer_port, port;
+    char user[128];                 /* "" until authenticated */
+    char auth_mechanism[16];
+    sb_vhost *vhost;                /* NULL until connection.open */
+    uint64_t connected_at;          /* wall ms */
+    uint16_t channel_max, heartbeat;
+    uint32_t frame_max;
+    sb_buf client_props;            /* client_properties, encoded field table */
+    uint64_t recv_oct, recv_cnt;    /* bytes and frames received */
+};
+
+/* Registers c (borrowed until sb_broker_conn_remove), counting it. */
+void sb_broker_conn_add(sb_broker *b, sb_bconn *c);
+void sb_broker_conn_remove(sb_broker *b, sb_bconn *c);
+/* Calls fn for each registered connection, oldest first. fn may call
+ * ops->force_close on the connection it is given, nothing more drastic. */
+void sb_broker_each_conn(sb_broker *b, void (*fn)(sb_bconn *c, void *ud), void *ud);
+/* The connection named name, or NULL. */
+sb_bconn *sb_broker_conn_find(sb_broker *b, sb_str name);
+
+/* A broker channel's state, for /api/channels and /api/consumers. */
+typedef struct sb_bchan_view {
+    uint32_t consumers;
+    uint32_t unacked;               /* consumer deliveries and gets not yet settled */
+    uint16_t prefetch_count;        /* basic.qos global=false */
+    uint16_t global_prefetch_count; /* basic.qos global=true */
+    bool flow_active;
+    const sb_msg_stats *stats;
+} sb_bchan_view;
+void sb_bchan_view_get(const sb_bchan *ch, sb_bchan_view *out);
+
+typedef struct sb_consumer_view {
+    sb_str tag;
+    sb_str queue;                   /* "amq.rabbitmq.reply-to" for a direct reply-to consumer */
+    const char *vhost;
+    bool ack_required, exclusive;
+    bool active;                    /* false for a waiting single-active-consumer */
+    int32_t priority;               /* x-priority (0 when not given) */
+    uint16_t prefetch_count;
+} sb_consumer_view;
+void sb_bchan_each_consumer(const sb_bchan *ch,
+                            void (*fn)(const sb_consumer_view *c, void *ud), void *ud);
 
 /* ---- inspection, for the HTTP API (inspect.c) ----
  * Read-only snapshots of broker objects for the management API. A view
@@ -461,7 +630,7 @@ bool sb_trace_attr_next(const sb_trace_view *ev, size_t *pos, sb_trace_attr *out
  * and must not change the broker from inside an iteration callback. */
 
 typedef struct sb_broker_counts {
-    uint32_t connections;      /* AMQP connections (sb_broker_count_connection) */
+    uint32_t connections;      /* AMQP connections (sb_broker_conn_add) */
     uint32_t channels;         /* broker channels (sb_bchan) */
     uint32_t vhosts;
     uint32_t exchanges;        /* including the predeclared ones, as RabbitMQ counts */
@@ -471,8 +640,6 @@ typedef struct sb_broker_counts {
     uint64_t messages_unacked;
 } sb_broker_counts;
 
-/* The session layer reports AMQP connections coming (+1) and going (-1). */
-void sb_broker_count_connection(sb_broker *b, int delta);
 /* Object totals over every vhost, for GET /api/overview. */
 void sb_broker_totals(const sb_broker *b, sb_broker_counts *out);
 
@@ -484,8 +651,13 @@ typedef struct sb_queue_view {
     uint32_t messages_ready;
     uint32_t messages_unacked;
     uint64_t ready_bytes;       /* body bytes of the ready messages */
+    uint64_t unacked_bytes;     /* body bytes of the unacknowledged ones */
     uint32_t consumers;
     const sb_policy *policy;    /* the policy that applies, or NULL */
+    uint32_t paged_out;         /* ready messages whose body is on disk only */
+    uint32_t delayed;           /* messages held for a retry */
+    uint64_t idle_since;        /* wall ms of the last consume/get/declare */
+    const sb_msg_stats *stats;
 } sb_queue_view;
 
 typedef struct sb_exchange_view {

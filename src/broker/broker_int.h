@@ -5,6 +5,8 @@
 #define SB_BROKER_INT_H
 
 #include "broker.h"
+
+#include <stddef.h>
 #include "xtype.h"
 #include "../common/buf.h"
 #include "../net/net.h"
@@ -34,6 +36,16 @@ struct sb_broker {
     uint32_t trace_reply_links; /* traced requests waiting for a reply (trace.c) */
     char node[80];          /* "switchboard@<host>", the firehose's node header */
     sb_arena trace_arena;   /* scratch for the trace hooks (trace_hooks.c) */
+    /* statistics (stats.c) */
+    sb_list conns;          /* sb_bconn.link: client connections, oldest first */
+    sb_list bchans;         /* sb_bchan.link: every broker channel */
+    sb_timer stats_timer;   /* samples the counters into rates */
+    uint32_t stats_interval;
+    uint64_t stats_at;      /* monotonic ms of the last sample */
+    uint64_t started_at;    /* wall ms */
+    uint64_t delayed_count; /* messages held by delay.c right now */
+    sb_broker_churn churn;
+    sb_broker_resources res;
 };
 
 typedef struct sb_tracer sb_tracer;
@@ -48,6 +60,7 @@ struct sb_vhost {
     struct sb_policy_set *policies; /* policy.c; NULL until the first one */
     bool closing;           /* being freed: no auto-delete cascades */
     bool tracing;           /* firehose on: publishes and deliveries go to amq.rabbitmq.trace */
+    sb_msg_stats stats;     /* every message of the vhost (stats.c) */
 };
 
 /* A stored copy of a table (arguments): encoded bytes we own, decoded
@@ -200,6 +213,7 @@ struct sb_queue {
     bool dispatching;       /* re-entrancy guard */
     bool deleted;
     sb_list bindings_in;
+    sb_msg_stats stats;     /* this queue's messages (stats.c) */
 };
 
 struct sb_consumer {
@@ -230,6 +244,8 @@ typedef struct sb_unacked {
 } sb_unacked;
 
 struct sb_bchan {
+    sb_msg_stats stats;     /* first: sb_bchan_stats casts (broker.h) */
+    sb_list link;           /* in broker->bchans */
     sb_broker *broker;
     sb_vhost *vhost;
     const void *owner;
@@ -246,6 +262,38 @@ struct sb_bchan {
     char reply_address[64]; /* amq.rabbitmq.reply-to.<token> */
     sb_trace_who who;       /* how traces name this channel (sb_bchan_set_who) */
 };
+
+_Static_assert(offsetof(struct sb_bchan, stats) == 0, "sb_bchan_stats relies on this");
+
+/* stats.c: counting where messages move, one line at each place. */
+/* A message left q (queue counters, its vhost's, and ch's when given) as
+ * s: a delivery or a get, also counted as a redelivery when it was one. */
+static inline void
+sb_broker__stat_out(sb_queue *q, sb_bchan *ch, sb_stat s, bool redelivered)
+{
+    q->vhost->stats.n[s]++;
+    q->stats.n[s]++;
+    if (ch != NULL)
+        ch->stats.n[s]++;
+    if (redelivered) {
+        q->vhost->stats.n[SB_STAT_REDELIVER]++;
+        q->stats.n[SB_STAT_REDELIVER]++;
+        if (ch != NULL)
+            ch->stats.n[SB_STAT_REDELIVER]++;
+    }
+}
+/* s happened to a message of q (q may be NULL once deleted): vhost v. */
+static inline void
+sb_broker__stat(sb_vhost *v, sb_queue *q, sb_bchan *ch, sb_stat s)
+{
+    v->stats.n[s]++;
+    if (q != NULL)
+        q->stats.n[s]++;
+    if (ch != NULL)
+        ch->stats.n[s]++;
+}
+void sb_broker__stats_start(sb_broker *b);
+void sb_broker__stats_stop(sb_broker *b);
 
 /* args.c: declare arguments, checked as RabbitMQ checks them */
 int sb_broker__queue_args_check(const char *qname, const char *vhost, const sb_amqp_table *args,

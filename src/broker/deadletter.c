@@ -205,6 +205,8 @@ sb_broker__deadletter(sb_queue *q, sb_qentry *e, sb_death reason)
 
     if (m->traced && x == NULL)
         sb_broker__trace_dead(q, m, reason, NULL, SB_STR_NULL, NULL);
+    sb_broker__stat(v, q, NULL,
+                    (sb_stat)((x ? SB_STAT_DEAD_REJECTED : SB_STAT_DROP_REJECTED) + reason));
     if (x == NULL || sb_amqp_props_decode(sb_msg_props(m).p, sb_msg_props(m).len, &p, &a) < 0)
         goto out;
     keys = routing_keys(m, (p.flags & SB_PROP_HEADERS) ? &p.headers : NULL, &a);

@@ -25,6 +25,7 @@ delayed_free(sb_broker *b, sb_delayed *d)
 {
     sb_timer_stop(b->loop, &d->timer);
     sb_list_remove(&d->link);
+    b->delayed_count--;
     if (d->entry != NULL && d->queue != NULL) {
         sb_broker__qentry_free(d->queue, d->entry);
     } else if (d->entry != NULL) {
@@ -77,6 +78,7 @@ hold(sb_broker *b, sb_list *list, sb_qentry *e, uint64_t ms, sb_exchange *x, sb_
     d->exchange = x;
     d->queue = q;
     sb_list_push_back(list, &d->link);
+    b->delayed_count++;
     sb_timer_init(&d->timer, delayed_fired, d);
     sb_timer_start(b->loop, &d->timer, ms);
 }

@@ -442,10 +442,12 @@ sb_publish_as(sb_vhost *v, const sb_trace_who *who, sb_msg *m, const sb_amqp_tab
     v->broker->publish_pos = 0;
     if ((rc = publish_target(v, xname, &x, err)) != 0)
         return rc;
+    v->stats.n[SB_STAT_PUBLISH]++;
     if (xname.len == 0 && sb_str_has_prefix(key, SB_REPLY_TO_QUEUE ".")) {
         if (m->traced | v->tracing | (v->broker->trace_reply_links != 0))
             sb_broker__trace_publish(v, who, m, headers, NULL, SB_TRACE_ROUTE_REPLY, 0);
         res->routed = sb_broker__reply_route(v->broker, key, m);
+        v->stats.n[SB_STAT_UNROUTABLE] += !res->routed;
         return 0;
     }
     if (x->delayed && delay_requested(headers, &delay) && sb_broker__delay_route(x, m, delay)) {
@@ -470,6 +472,7 @@ sb_publish_as(sb_vhost *v, const sb_trace_who *who, sb_msg *m, const sb_amqp_tab
         if (!sb_broker__queue_enqueue(out->v[i], m))
             res->rejected = true;
     res->routed = out->n > 0;
+    v->stats.n[SB_STAT_UNROUTABLE] += !res->routed;
     res->durable_pos = v->broker->publish_pos;
     if (bcc)
         sb_msg_unref(m);

@@ -13,6 +13,8 @@
 
 #include <string.h>
 
+#include "../common/clock.h"
+
 static const sb_amqp_table no_args = { 0 };
 
 static const sb_amqp_table *
@@ -52,12 +54,6 @@ sb_broker_totals(const sb_broker *b, sb_broker_counts *out)
 }
 
 void
-sb_broker_count_connection(sb_broker *b, int delta)
-{
-    b->connections += (uint32_t)delta;
-}
-
-void
 sb_broker_each_vhost(sb_broker *b, void (*fn)(sb_vhost *v, void *ud), void *ud)
 {
     size_t it = 0;
@@ -68,6 +64,37 @@ sb_broker_each_vhost(sb_broker *b, void (*fn)(sb_vhost *v, void *ud), void *ud)
 }
 
 /* ---- queues ---- */
+
+static uint64_t
+unacked_bytes(const sb_queue *q)
+{
+    const sb_list *it;
+    uint64_t n = 0;
+
+    sb_list_foreach(it, &q->unacked)
+        n += SB_CONTAINER_OF(it, sb_unacked, qlink)->entry->msg->body_len;
+    return n;
+}
+
+static uint32_t
+list_length(const sb_list *h)
+{
+    const sb_list *it;
+    uint32_t n = 0;
+
+    sb_list_foreach(it, h)
+        n++;
+    return n;
+}
+
+/* When q was last used, as wall-clock ms (last_used is monotonic). */
+static uint64_t
+idle_since(const sb_queue *q)
+{
+    uint64_t now = sb_broker__now(q->vhost->broker), wall = sb_wall_ms();
+
+    return now >= q->last_used && wall >= now - q->last_used ? wall - (now - q->last_used) : wall;
+}
 
 static void
 queue_view(const sb_queue *q, sb_queue_view *out)
@@ -82,8 +109,13 @@ queue_view(const sb_queue *q, sb_queue_view *out)
         .messages_ready = q->ready_count,
         .messages_unacked = q->unacked_count,
         .ready_bytes = q->ready_bytes,
+        .unacked_bytes = unacked_bytes(q),
         .consumers = q->consumer_count,
         .policy = q->policy,
+        .paged_out = (uint32_t)((q->spill.len - q->spill_head) / sizeof(sb_spilled)),
+        .delayed = list_length(&q->delayed),
+        .idle_since = idle_since(q),
+        .stats = &q->stats,
     };
 }
 

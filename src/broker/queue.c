@@ -164,7 +164,9 @@ sb_queue_declare(sb_vhost *v, const sb_queue_decl *d, sb_queue_info *out, sb_err
         sb_broker__queue_touch(q);
     } else {
         q = queue_new(v, name, d);
+        v->broker->churn.n[SB_CHURN_QUEUE_CREATED]++;
     }
+    v->broker->churn.n[SB_CHURN_QUEUE_DECLARED]++;
     fill_info(q, out);
     return 0;
 }
@@ -205,6 +207,7 @@ sb_broker__queue_destroy(sb_queue *q, bool notify_consumers)
     sb_list *it, *tmp;
 
     q->deleted = true;
+    q->vhost->broker->churn.n[SB_CHURN_QUEUE_DELETED] += !q->vhost->closing;
     if (sb_broker__queue_persists(q) && !q->vhost->closing)
         sb_broker__defs_changed(q->vhost->broker);
     sb_broker__queue_timers_stop(q);
@@ -408,6 +411,7 @@ sb_broker__queue_enqueue(sb_queue *q, sb_msg *m)
     }
     if ((e = sb_broker__queue_entry_new(q, m)) == NULL)
         return false;
+    q->stats.n[SB_STAT_PUBLISH]++;
     sb_broker__queue_link_entry(q, e);
     return true;
 }
@@ -507,6 +511,8 @@ deliver_one(sb_queue *q, sb_consumer *c, sb_qentry *e)
     };
     bool no_ack = c->no_ack;
 
+    sb_broker__stat_out(q, c->ch, no_ack ? SB_STAT_DELIVER_NO_ACK : SB_STAT_DELIVER,
+                        e->redelivered);
     if (no_ack) {
         d.delivery_tag = ++c->ch->next_tag;
     } else {

@@ -100,6 +100,7 @@ sb_broker__retry(sb_queue *q, sb_qentry *e)
     if (!sb_broker__delay_entry(q, next, q->cfg.retry_delays[r]))
         sb_broker__queue_link_entry(q, next);
     sb_broker__qentry_free(q, e);
+    sb_broker__stat(q->vhost, q, NULL, SB_STAT_RETRY);
     return true;
 }
 

@@ -234,6 +234,7 @@ sb_cli_serve(int argc, char **argv)
     lim.max_message_bytes = c.max_message_bytes;
     lim.queue_memory_window = c.queue_memory_window;
     lim.trace_max_events = c.trace_max_events;
+    lim.stats_interval_ms = c.stats_interval_ms;
     broker = sb_broker_new(&lim);
     sb_broker_set_loop(broker, ctx.loop);
     session_opts(&c, &so);

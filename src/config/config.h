@@ -30,6 +30,7 @@ typedef struct sb_config {
     char log_level[16];
     uint64_t memory_high_watermark;
     uint32_t memory_check_ms;
+    uint32_t stats_interval_ms;
     uint64_t disk_free_limit;
     uint32_t trace_max_events;
 } sb_config;

@@ -68,6 +68,9 @@ const sb_option sb_options[] = {
         "Events the per-action trace keeps in memory (traceparent headers, GET /api/traces), "
         "oldest overwritten first; about 320 bytes each (5.2 MiB at the default), reserved "
         "on the first traced message. 0 turns per-action tracing off."),
+    U32("stats.interval_ms", "--stats-interval-ms", stats_interval_ms, 100, 3600000, "5000",
+        "How often message counters are sampled into the rates the management API and the "
+        "dashboard show, in milliseconds (RabbitMQ's collect_statistics_interval)."),
     STR("log_level", "--log-level", log_level, "info", "debug, info, warn or error."),
 };
 

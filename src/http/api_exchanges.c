@@ -253,3 +253,76 @@ sb_http__api_bindings(sb_http_req *r)
 out:
     json_decref(list);
 }
+
+/* The bindings of one object: a queue's (as destination), or an
+ * exchange's as source or as destination. */
+typedef enum bind_filter { BIND_QUEUE, BIND_SOURCE, BIND_DESTINATION } bind_filter;
+
+typedef struct filter_ctx {
+    json_t *list;
+    bind_filter filter;
+    sb_str name;
+} filter_ctx;
+
+static void
+append_matching(const sb_binding_view *b, void *ud)
+{
+    filter_ctx *fc = ud;
+    bool match;
+
+    switch (fc->filter) {
+    case BIND_QUEUE:
+        match = !b->is_to_exchange && sb_str_eq(b->destination, fc->name);
+        break;
+    case BIND_SOURCE:
+        match = sb_str_eq(b->source, fc->name);
+        break;
+    default:
+        match = b->is_to_exchange && sb_str_eq(b->destination, fc->name);
+        break;
+    }
+    if (match)
+        json_array_append_new(fc->list, binding_json(b));
+}
+
+static void
+filtered_bindings(sb_http_req *r, bind_filter filter)
+{
+    filter_ctx fc = { .filter = filter };
+    sb_queue_view qv;
+    sb_exchange_view xv;
+    sb_vhost *v;
+
+    if ((v = sb_http__vhost_or_404(r)) == NULL)
+        return;
+    fc.name = filter == BIND_QUEUE ? r->params[1] : exchange_param(r);
+    if (filter == BIND_QUEUE ? !sb_vhost_queue_view(v, fc.name, &qv)
+                             : !sb_vhost_exchange_view(v, fc.name, &xv)) {
+        sb_http__reply_not_found(r);
+        return;
+    }
+    fc.list = json_array();
+    sb_vhost_each_binding(v, append_matching, &fc);
+    sb_http__reply_json(r, MHD_HTTP_OK, fc.list);
+}
+
+/* GET /api/queues/{vhost}/{name}/bindings */
+void
+sb_http__api_queue_bindings(sb_http_req *r)
+{
+    filtered_bindings(r, BIND_QUEUE);
+}
+
+/* GET /api/exchanges/{vhost}/{name}/bindings/source */
+void
+sb_http__api_exchange_bindings_source(sb_http_req *r)
+{
+    filtered_bindings(r, BIND_SOURCE);
+}
+
+/* GET /api/exchanges/{vhost}/{name}/bindings/destination */
+void
+sb_http__api_exchange_bindings_destination(sb_http_req *r)
+{
+    filtered_bindings(r, BIND_DESTINATION);
+}

@@ -1,7 +1,6 @@
 /* api_health.c - GET /api/health/checks/...: {"status":"ok"} while the
- * check holds. Switchboard has no resource alarms yet, so the alarm
- * checks always hold; a failing check will answer 503 with
- * {"status":"failed","reason":...} as RabbitMQ's do. Runs on the loop
+ * check holds (the alarm checks are in api_nodes.c and answer 503 with
+ * {"status":"failed","reason":...} as RabbitMQ's do). Runs on the loop
  * thread.
  */
 #include "http_int.h"

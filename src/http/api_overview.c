@@ -2,13 +2,12 @@
  *
  * Fields RabbitMQ has are used only where their meaning is the same
  * (product_name, product_version, management_version, cluster_name, node,
- * rates_mode, object_totals, queue_totals); "rabbitmq_version" is left out because we
- * are not a RabbitMQ release, and "switchboard_version" is ours. Runs on
- * the loop thread.
+ * rates_mode, object_totals, queue_totals, message_stats with rates,
+ * churn_rates); "rabbitmq_version" is left out because we are not a
+ * RabbitMQ release, and "switchboard_version" and "statistics_interval"
+ * (milliseconds between rate samples) are ours. Runs on the loop thread.
  */
 #include "http_int.h"
-
-#define NODE_NAME "switchboard@localhost"
 
 static json_t *
 object_totals(const sb_broker_counts *c)
@@ -32,18 +31,23 @@ void
 sb_http__api_overview(sb_http_req *r)
 {
     sb_broker_counts c;
+    sb_msg_stats st;
     json_t *o;
 
     sb_broker_totals(r->h->broker, &c);
-    o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:o}",
+    sb_broker_stats(r->h->broker, &st);
+    o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:i}",
                   "product_name", SB_HTTP__PRODUCT,
                   "product_version", SB_HTTP__VERSION,
                   "management_version", SB_HTTP__VERSION,
                   "switchboard_version", SB_HTTP__VERSION,
-                  "rates_mode", "none",
-                  "cluster_name", NODE_NAME,
-                  "node", NODE_NAME,
+                  "rates_mode", "basic",
+                  "cluster_name", SB_HTTP__NODE,
+                  "node", SB_HTTP__NODE,
                   "object_totals", object_totals(&c),
-                  "queue_totals", queue_totals(&c));
+                  "queue_totals", queue_totals(&c),
+                  "message_stats", sb_http__message_stats(&st, SB_HTTP_STATS_ALL),
+                  "churn_rates", sb_http__churn_json(r->h->broker, json_object()),
+                  "statistics_interval", (int)sb_broker_stats_interval(r->h->broker));
     sb_http__reply_json(r, MHD_HTTP_OK, o);
 }

@@ -105,6 +105,27 @@ num_props(const json_t *props, sb_amqp_props *out, sb_arena *a, char *why, size_
     return 0;
 }
 
+json_t *
+sb_http__props_to_json(const sb_amqp_props *p)
+{
+    json_t *o = json_object();
+
+    for (size_t i = 0; i < sizeof str_props / sizeof str_props[0]; i++) {
+        const sb_str *v = (const sb_str *)(const void *)((const char *)p + str_props[i].off);
+        if (p->flags & str_props[i].flag)
+            json_object_set_new(o, str_props[i].name, json_stringn((const char *)v->p, v->len));
+    }
+    if (p->flags & SB_PROP_DELIVERY_MODE)
+        json_object_set_new(o, "delivery_mode", json_integer(p->delivery_mode));
+    if (p->flags & SB_PROP_PRIORITY)
+        json_object_set_new(o, "priority", json_integer(p->priority));
+    if (p->flags & SB_PROP_TIMESTAMP)
+        json_object_set_new(o, "timestamp", json_integer((json_int_t)p->timestamp));
+    if (p->flags & SB_PROP_HEADERS)
+        json_object_set_new(o, "headers", sb_json_from_table(&p->headers));
+    return o;
+}
+
 int
 sb_http__props_from_json(const json_t *props, sb_amqp_props *out, sb_arena *a, char *why,
                          size_t why_len)
@@ -342,7 +363,10 @@ sb_http__api_publish(sb_http_req *r)
     if ((v = sb_http__vhost_or_404(r)) == NULL)
         return;
     if (!sb_vhost_exchange_view(v, exchange, &xv)) {
-        sb_http__reply_not_found(r);
+        /* RabbitMQ 3.10's answer: the channel error, as a 400. */
+        sb_http__reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+                             "404 NOT_FOUND - no exchange '%.*s' in vhost '%s'",
+                             SB_STR_ARGS(exchange), sb_vhost_name(v));
         return;
     }
     if (!json_is_object(r->json)) {

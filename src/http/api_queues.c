@@ -13,10 +13,9 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "http_int.h"
-
-#define NODE_NAME "switchboard@localhost"
 
 static json_t *
 str_json(sb_str s)
@@ -26,12 +25,42 @@ str_json(sb_str s)
     return j ? j : json_string("");
 }
 
+/* RabbitMQ's idle_since: "2026-11-30T01:50:23.484+00:00". */
+static json_t *
+iso_time(uint64_t wall_ms)
+{
+    time_t t = (time_t)(wall_ms / 1000);
+    struct tm tm;
+    char out[80];
+
+    gmtime_r(&t, &tm);
+    snprintf(out, sizeof out, "%04d-%02d-%02dT%02d:%02d:%02d.%03u+00:00", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (unsigned)(wall_ms % 1000));
+    return json_string(out);
+}
+
+/* Switchboard's own figures: retries, delays, dead letters. */
+static json_t *
+extra_json(const sb_queue_view *q)
+{
+    const sb_msg_stats *st = q->stats;
+    uint64_t dead = 0, dropped = 0;
+
+    for (int i = 0; i < 4; i++) {
+        dead += st->n[SB_STAT_DEAD_REJECTED + i];
+        dropped += st->n[SB_STAT_DROP_REJECTED + i];
+    }
+    return json_pack("{s:i,s:I,s:I,s:I}", "messages_delayed", (int)q->delayed,
+                     "retried", (json_int_t)st->n[SB_STAT_RETRY],
+                     "dead_lettered", (json_int_t)dead, "dropped", (json_int_t)dropped);
+}
+
 static json_t *
 queue_json(const sb_queue_view *q)
 {
     const char *policy = sb_policy_name(q->policy);
-
-    return json_pack("{s:o,s:s,s:b,s:b,s:b,s:o,s:I,s:I,s:I,s:I,s:I,s:s,s:s,s:s,s:o,s:o}",
+    json_t *o = json_pack("{s:o,s:s,s:b,s:b,s:b,s:o,s:I,s:I,s:I,s:I,s:I,s:s,s:s,s:s,s:o,s:o}",
                      "name", str_json(q->name),
                      "vhost", q->vhost,
                      "durable", q->durable,
@@ -45,9 +74,17 @@ queue_json(const sb_queue_view *q)
                      "consumers", (json_int_t)q->consumers,
                      "state", "running",
                      "type", "classic",
-                     "node", NODE_NAME,
+                     "node", SB_HTTP__NODE,
                      "policy", policy ? json_string(policy) : json_null(),
                      "effective_policy_definition", sb_policy_definition_json(q->policy));
+
+    json_object_set_new(o, "message_bytes_unacknowledged", json_integer((json_int_t)q->unacked_bytes));
+    json_object_set_new(o, "message_bytes", json_integer((json_int_t)(q->ready_bytes + q->unacked_bytes)));
+    json_object_set_new(o, "messages_paged_out", json_integer(q->paged_out));
+    json_object_set_new(o, "idle_since", iso_time(q->idle_since));
+    json_object_set_new(o, "message_stats", sb_http__message_stats(q->stats, SB_HTTP_STATS_QUEUE));
+    json_object_set_new(o, "switchboard", extra_json(q));
+    return o;
 }
 
 static void

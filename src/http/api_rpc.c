@@ -106,6 +106,7 @@ on_deadline(sb_loop *l, sb_timer *t)
         MHD_add_response_header(resp, CORR_HEADER, c->corr_id);
         MHD_add_response_header(resp, "traceparent", c->traceparent);
     }
+    r->h->rpc_stats.timeouts++;
     trace_end(c, SB_TRACE_RPC_TIMEOUT, MHD_HTTP_GATEWAY_TIMEOUT, 0);
     call_finish(c);
     sb_http__reply_response(r, MHD_HTTP_GATEWAY_TIMEOUT, resp);
@@ -146,12 +147,14 @@ on_reply(sb_consumer *cons, const sb_deliver_info *d, void *ud)
         c = sb_map_get(&rpc->calls, p.correlation_id);
     if (c == NULL) {
         /* Its caller gave up (deadline, disconnect) or never was. */
+        rpc->h->rpc_stats.late_replies++;
         sb_log(SB_LOG_DEBUG, "http", "RPC reply in vhost '%s' matches no waiting call; dropped",
                sb_vhost_name(rpc->v));
     } else {
         sb_http_req *r = c->r;
         struct MHD_Response *resp = reply_response(d->msg, &p, c);
         trace_end(c, SB_TRACE_RPC_ANSWERED, MHD_HTTP_OK, d->msg->body_len);
+        rpc->h->rpc_stats.replies++;
         call_finish(c);
         sb_http__reply_response(r, MHD_HTTP_OK, resp);
     }
@@ -410,6 +413,7 @@ sb_http__api_rpc(sb_http_req *r)
     uint32_t timeout_ms;
     sb_vhost *v;
 
+    r->h->rpc_stats.calls++;
     if ((v = sb_http__vhost_or_404(r)) == NULL || !read_timeout(r, &timeout_ms) ||
         !queue_served(r, v, queue))
         goto out;

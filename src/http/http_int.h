@@ -28,6 +28,9 @@
  * SB_VERSION); one shared header for it belongs in common/. */
 #define SB_HTTP__VERSION "0.1.0"
 #define SB_HTTP__REALM "Switchboard"
+/* The node name the management API and /metrics report (RabbitMQ's
+ * rabbit@host); one node, so also the cluster name. */
+#define SB_HTTP__NODE "switchboard@localhost"
 
 typedef struct sb_http_req sb_http_req;
 typedef struct sb_http_call sb_http_call;
@@ -79,6 +82,9 @@ struct sb_http {
     sb_list suspended;         /* sb_http_req waiting for a late reply */
     sb_list durable_waits;     /* sb_http_wait: publishes waiting for the disk */
     sb_map rpcs;               /* vhost name -> sb_http_rpc (api_rpc.c), made on first call */
+    struct {                   /* REST-to-RPC bridge counters, for /metrics */
+        uint64_t calls, replies, timeouts, late_replies;
+    } rpc_stats;
     char describe[256];
 };
 
@@ -192,6 +198,46 @@ void sb_http__call_abandon(sb_http_req *r);
 /* Frees every vhost's RPC channel; after the daemons are stopped. */
 void sb_http__rpc_stop(sb_http *h);
 
+/* Message properties in management's JSON shape (a new reference). */
+json_t *sb_http__props_to_json(const sb_amqp_props *p);
+
+/* ---- api_stats.c: message_stats objects ---- */
+#define SB_HTTP_STAT_BIT(s) (1u << (s))
+/* deliver, deliver_no_ack, get, get_no_ack, get_empty, ack, redeliver
+ * (and deliver_get, their sum) */
+#define SB_HTTP_STATS_OUT                                                                        \
+    (SB_HTTP_STAT_BIT(SB_STAT_DELIVER) | SB_HTTP_STAT_BIT(SB_STAT_DELIVER_NO_ACK) |              \
+     SB_HTTP_STAT_BIT(SB_STAT_GET) | SB_HTTP_STAT_BIT(SB_STAT_GET_NO_ACK) |                      \
+     SB_HTTP_STAT_BIT(SB_STAT_GET_EMPTY) | SB_HTTP_STAT_BIT(SB_STAT_ACK) |                       \
+     SB_HTTP_STAT_BIT(SB_STAT_REDELIVER))
+#define SB_HTTP_STATS_QUEUE (SB_HTTP_STATS_OUT | SB_HTTP_STAT_BIT(SB_STAT_PUBLISH))
+#define SB_HTTP_STATS_ALL                                                                        \
+    (SB_HTTP_STATS_QUEUE | SB_HTTP_STAT_BIT(SB_STAT_CONFIRM) |                                   \
+     SB_HTTP_STAT_BIT(SB_STAT_RETURN_UNROUTABLE) | SB_HTTP_STAT_BIT(SB_STAT_DROP_UNROUTABLE))
+/* {"rate": rate} */
+json_t *sb_http__rate_json(double rate);
+/* The counters of st named in which (SB_HTTP_STAT_BIT mask), each with
+ * its _details rate; deliver_get too when which has SB_HTTP_STATS_OUT. */
+json_t *sb_http__message_stats(const sb_msg_stats *st, unsigned which);
+/* ---- api_nodes.c ---- */
+/* Adds RabbitMQ's churn counters (connection_created, ...) to o; returns o. */
+json_t *sb_http__churn_json(const sb_broker *b, json_t *o);
+uint64_t sb_http__open_fds(void);
+uint64_t sb_http__max_fds(void);
+/* ---- api_get.c ---- */
+/* p[0..n) in base64 as a JSON string (a new reference). */
+json_t *sb_http__base64_json(const uint8_t *p, size_t n);
+
+/* ---- ui.c and ui_gen.c: the dashboard's files, compiled in ---- */
+typedef struct sb_http_ui_file {
+    const char *name;          /* "index.html", "app.js", ... */
+    const char *content_type;
+    const unsigned char *data;
+    size_t len;
+} sb_http_ui_file;
+extern const sb_http_ui_file sb_http__ui_files[];
+extern const size_t sb_http__ui_nfiles;
+
 /* ---- the handlers (one file per resource family) ---- */
 void sb_http__api_overview(sb_http_req *r);
 void sb_http__api_vhosts(sb_http_req *r);
@@ -214,6 +260,22 @@ void sb_http__api_policies(sb_http_req *r);
 void sb_http__api_policy(sb_http_req *r);
 void sb_http__api_dlq_replay(sb_http_req *r);
 void sb_http__api_traces(sb_http_req *r);
+void sb_http__api_connections(sb_http_req *r);
+void sb_http__api_connection(sb_http_req *r);
+void sb_http__api_conn_channels(sb_http_req *r);
+void sb_http__api_channels(sb_http_req *r);
+void sb_http__api_channel(sb_http_req *r);
+void sb_http__api_consumers(sb_http_req *r);
+void sb_http__api_queue_bindings(sb_http_req *r);
+void sb_http__api_exchange_bindings_source(sb_http_req *r);
+void sb_http__api_exchange_bindings_destination(sb_http_req *r);
+void sb_http__api_queue_get(sb_http_req *r);
+void sb_http__api_nodes(sb_http_req *r);
+void sb_http__api_whoami(sb_http_req *r);
+void sb_http__api_aliveness(sb_http_req *r);
+void sb_http__api_health_alarms(sb_http_req *r);
+void sb_http__api_metrics(sb_http_req *r);
+void sb_http__ui(sb_http_req *r);
 
 /* ---- api_common.c: helpers the management handlers share ---- */
 /* The vhost named by r->params[0], or NULL after answering 404. */

@@ -18,6 +18,20 @@
 
 static const sb_http_route routes[] = {
     { SB_HTTP_GET, "/api/overview", sb_http__api_overview, false, false },
+    { SB_HTTP_GET, "/api/nodes", sb_http__api_nodes, false, false },
+    { SB_HTTP_GET, "/api/nodes/{name}", sb_http__api_nodes, false, false },
+    { SB_HTTP_GET, "/api/whoami", sb_http__api_whoami, false, false },
+    { SB_HTTP_GET, "/api/aliveness-test/{vhost}", sb_http__api_aliveness, false, false },
+    { SB_HTTP_GET, "/api/connections", sb_http__api_connections, false, false },
+    { SB_HTTP_GET | SB_HTTP_DELETE, "/api/connections/{name}", sb_http__api_connection, false,
+      false },
+    { SB_HTTP_GET, "/api/connections/{name}/channels", sb_http__api_conn_channels, false, false },
+    { SB_HTTP_GET, "/api/vhosts/{vhost}/connections", sb_http__api_connections, false, false },
+    { SB_HTTP_GET, "/api/channels", sb_http__api_channels, false, false },
+    { SB_HTTP_GET, "/api/channels/{name}", sb_http__api_channel, false, false },
+    { SB_HTTP_GET, "/api/vhosts/{vhost}/channels", sb_http__api_channels, false, false },
+    { SB_HTTP_GET, "/api/consumers", sb_http__api_consumers, false, false },
+    { SB_HTTP_GET, "/api/consumers/{vhost}", sb_http__api_consumers, false, false },
     { SB_HTTP_GET, "/api/vhosts", sb_http__api_vhosts, false, false },
     { SB_HTTP_GET, "/api/vhosts/{vhost}", sb_http__api_vhosts, false, false },
     { SB_HTTP_PUT, "/api/vhosts/{vhost}", sb_http__api_vhost_put, false, true },
@@ -28,6 +42,9 @@ static const sb_http_route routes[] = {
     { SB_HTTP_DELETE, "/api/queues/{vhost}/{name}", sb_http__api_queue_delete, false, false },
     { SB_HTTP_DELETE, "/api/queues/{vhost}/{name}/contents", sb_http__api_queue_purge, false,
       false },
+    { SB_HTTP_GET, "/api/queues/{vhost}/{name}/bindings", sb_http__api_queue_bindings, false,
+      false },
+    { SB_HTTP_POST, "/api/queues/{vhost}/{name}/get", sb_http__api_queue_get, false, true },
     { SB_HTTP_GET, "/api/exchanges", sb_http__api_exchanges, false, false },
     { SB_HTTP_GET, "/api/exchanges/{vhost}", sb_http__api_exchanges, false, false },
     { SB_HTTP_GET, "/api/exchanges/{vhost}/{name}", sb_http__api_exchanges, false, false },
@@ -35,6 +52,10 @@ static const sb_http_route routes[] = {
     { SB_HTTP_DELETE, "/api/exchanges/{vhost}/{name}", sb_http__api_exchange_delete, false,
       false },
     { SB_HTTP_POST, "/api/exchanges/{vhost}/{name}/publish", sb_http__api_publish, false, true },
+    { SB_HTTP_GET, "/api/exchanges/{vhost}/{name}/bindings/source",
+      sb_http__api_exchange_bindings_source, false, false },
+    { SB_HTTP_GET, "/api/exchanges/{vhost}/{name}/bindings/destination",
+      sb_http__api_exchange_bindings_destination, false, false },
     { SB_HTTP_GET, "/api/bindings", sb_http__api_bindings, false, false },
     { SB_HTTP_GET, "/api/bindings/{vhost}", sb_http__api_bindings, false, false },
     { SB_HTTP_GET, "/api/policies", sb_http__api_policies, false, false },
@@ -50,12 +71,18 @@ static const sb_http_route routes[] = {
     /* Switchboard's per-action traces (traceparent). */
     { SB_HTTP_GET, "/api/traces", sb_http__api_traces, false, false },
     { SB_HTTP_GET, "/api/traces/{id}", sb_http__api_traces, false, false },
-    /* RabbitMQ's health checks that hold while the broker runs and has no
-     * resource alarm (Switchboard has none yet). */
-    { SB_HTTP_GET, "/api/health/checks/alarms", sb_http__api_health_ok, false, false },
-    { SB_HTTP_GET, "/api/health/checks/local-alarms", sb_http__api_health_ok, false, false },
+    /* RabbitMQ's health checks: 503 while a resource alarm is on. */
+    { SB_HTTP_GET, "/api/health/checks/alarms", sb_http__api_health_alarms, false, false },
+    { SB_HTTP_GET, "/api/health/checks/local-alarms", sb_http__api_health_alarms, false, false },
     /* Switchboard's own liveness check: RabbitMQ 3.10 has no such path. */
     { SB_HTTP_GET, "/api/health/checks/alive", sb_http__api_health_ok, false, false },
+    /* Prometheus text format, unauthenticated as rabbitmq_prometheus's
+     * (which serves it on a port of its own, 15692). */
+    { SB_HTTP_GET, "/metrics", sb_http__api_metrics, true, false },
+    { SB_HTTP_GET, "/metrics/per-object", sb_http__api_metrics, true, false },
+    /* The web dashboard: one page and its files, behind Basic auth. */
+    { SB_HTTP_GET, "/", sb_http__ui, false, false },
+    { SB_HTTP_GET, "/dashboard/{file}", sb_http__ui, false, false },
 };
 
 unsigned

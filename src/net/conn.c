@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -664,6 +665,17 @@ const char *
 sb_conn_peer(const sb_conn *c)
 {
     return c->peer;
+}
+
+void
+sb_conn_local(const sb_conn *c, char *out, size_t len)
+{
+    struct sockaddr_storage ss = { 0 };
+    socklen_t sl = sizeof ss;
+
+    if (getsockname(c->io.fd, (struct sockaddr *)&ss, &sl) < 0)
+        ss.ss_family = AF_UNSPEC;
+    sb_net__format_addr((struct sockaddr *)&ss, out, len);
 }
 
 bool

@@ -143,6 +143,9 @@ const char *sb_conn_peer(const sb_conn *c);
  * IPv4-mapped). */
 bool sb_conn_peer_is_loopback(const sb_conn *c);
 sb_loop *sb_conn_loop(const sb_conn *c);
+/* Our end's address as text ("127.0.0.1:5672") into out; "unknown" when
+ * the socket cannot say. */
+void sb_conn_local(const sb_conn *c, char *out, size_t len);
 
 /* ---- listeners ---- */
 typedef struct sb_listener sb_listener;

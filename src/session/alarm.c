@@ -104,12 +104,31 @@ check_disk(sb_sessions *s)
     return low ? SB_ALARM_DISK : 0;
 }
 
+/* What the management API and /metrics show: the figures the checks use. */
+static void
+report_resources(sb_sessions *s, unsigned alarms)
+{
+    sb_broker_resources r = {
+        .mem_used = sb_mem_used(),
+        .mem_limit = s->opts.memory_high_watermark,
+        .disk_limit = s->opts.disk_free_limit,
+        .mem_alarm = (alarms & SB_ALARM_MEMORY) != 0,
+        .disk_alarm = (alarms & SB_ALARM_DISK) != 0,
+    };
+    struct statvfs vfs;
+
+    if (s->opts.data_dir != NULL && statvfs(s->opts.data_dir, &vfs) == 0)
+        r.disk_free = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+    sb_broker_set_resources(s->broker, &r);
+}
+
 static void
 alarm_check(sb_loop *l, sb_timer *t)
 {
     sb_sessions *s = t->arg;
     unsigned now = check_memory(s) | check_disk(s);
 
+    report_resources(s, now);
     if (now == 0 && s->alarms != 0) {
         s->alarms = 0;
         alarm_clear(s);
@@ -124,6 +143,8 @@ sb_session__alarm_start(sb_sessions *s)
     sb_timer_init(&s->mem_timer, alarm_check, s);
     if (s->opts.memory_high_watermark > 0 || s->opts.disk_free_limit > 0)
         alarm_check(s->loop, &s->mem_timer);
+    else
+        report_resources(s, 0);
 }
 
 void

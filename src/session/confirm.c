@@ -51,6 +51,7 @@ sb_session__flush_confirms(sb_sconn *sc)
             continue;
         m.u.basic_ack.delivery_tag = ch->confirm_ready;
         m.u.basic_ack.multiple = ch->confirm_ready - ch->confirm_sent > 1;
+        sb_bchan_count_confirms(ch->b, ch->confirm_ready - ch->confirm_sent);
         ch->confirm_sent = ch->confirm_ready;
         sb_session__send(sc, ch->id, &m);
     }

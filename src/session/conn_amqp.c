@@ -194,6 +194,7 @@ sb_session__on_connection_start_ok(sb_sconn *sc, const sb_m_connection_start_ok 
         fail(sc, SB_ACCESS_REFUSED, 0, "%s", text);
         return;
     }
+    sb_session__mgmt_started(sc, m);
     tune.u.connection_tune.channel_max = o->channel_max;
     tune.u.connection_tune.frame_max = o->frame_max;
     tune.u.connection_tune.heartbeat = o->heartbeat;
@@ -223,9 +224,9 @@ sb_session__on_connection_tune_ok(sb_sconn *sc, const sb_m_connection_tune_ok *m
         sb_conn_close(sc->net);
         return;
     }
-    sc->frame_max = m->frame_max;
-    sc->channel_max = m->channel_max;
-    sc->heartbeat = m->heartbeat;
+    sc->frame_max = sc->bc.frame_max = m->frame_max;
+    sc->channel_max = sc->bc.channel_max = m->channel_max;
+    sc->heartbeat = sc->bc.heartbeat = m->heartbeat;
     sc->state = SC_AWAIT_OPEN;
 }
 
@@ -242,6 +243,7 @@ sb_session__on_connection_open(sb_sconn *sc, const sb_m_connection_open *m)
         return;
     }
     sb_session__send(sc, 0, &ok);
+    sc->bc.vhost = sc->vhost;
     sc->state = SC_OPEN;
     sb_timer_stop(sc->srv->loop, &sc->deadline_timer);
     if (sc->heartbeat > 0)
@@ -474,6 +476,7 @@ conn_data(sb_conn *c, const uint8_t *data, size_t len, void *ud)
         if (n < 0)
             return len;
         used += (size_t)n;
+        sc->bc.recv_cnt++;
         handle_frame(sc, &f);
         sb_arena_reset(&sc->arena);
         if (sc->pause_pending && sc->state == SC_OPEN) {
@@ -486,6 +489,7 @@ conn_data(sb_conn *c, const uint8_t *data, size_t len, void *ud)
         }
     }
     sb_session__flush_confirms(sc);
+    sc->bc.recv_oct += used;
     return sc->state == SC_CLOSED ? len : used;
 }
 
@@ -519,7 +523,7 @@ sconn_release(sb_sconn *sc)
     sb_timer_stop(sc->srv->loop, &sc->deadline_timer);
     sb_list_remove(&sc->link);
     sc->srv->count--;
-    sb_broker_count_connection(sc->srv->broker, -1);
+    sb_session__mgmt_unregister(sc);
     sb_arena_free(&sc->arena);
     sb_buf_free(&sc->scratch);
     sb_free(sc->chans);
@@ -567,8 +571,19 @@ sb_sessions_accept(sb_listener *ls, sb_conn *c, void *arg)
     sb_timer_start(s->loop, &sc->deadline_timer, s->opts.handshake_timeout_ms);
     sb_list_push_back(&s->conns, &sc->link);
     s->count++;
-    sb_broker_count_connection(s->broker, 1);
+    sb_session__mgmt_register(sc);
     sb_conn_set_ops(c, &amqp_conn_ops, sc);
+}
+
+void
+sb_session__conn_force(sb_sconn *sc, const char *reason)
+{
+    if (sc->state == SC_OPEN) {
+        conn_close_with(sc, SB_CONNECTION_FORCED, reason, 0, 0);
+    } else if (sc->state != SC_CLOSED && sc->state != SC_CLOSING) {
+        sc->state = SC_CLOSED;
+        sb_conn_close(sc->net);
+    }
 }
 
 void
@@ -576,15 +591,8 @@ sb_sessions_shutdown(sb_sessions *s, const char *reason)
 {
     sb_list *it, *tmp;
 
-    sb_list_foreach_safe(it, tmp, &s->conns) {
-        sb_sconn *sc = SB_CONTAINER_OF(it, sb_sconn, link);
-        if (sc->state == SC_OPEN) {
-            conn_close_with(sc, SB_CONNECTION_FORCED, reason, 0, 0);
-        } else if (sc->state != SC_CLOSED && sc->state != SC_CLOSING) {
-            sc->state = SC_CLOSED;
-            sb_conn_close(sc->net);
-        }
-    }
+    sb_list_foreach_safe(it, tmp, &s->conns)
+        sb_session__conn_force(SB_CONTAINER_OF(it, sb_sconn, link), reason);
 }
 
 size_t

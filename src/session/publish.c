@@ -249,6 +249,7 @@ sb_session__route(sb_chan *ch, sb_msg *m, bool mandatory, sb_publish_result *res
     }
     if ((rc = sb_publish_as(ch->conn->vhost, sb_bchan_who(ch->b), m, headers, res, err)) != 0)
         return rc;
+    sb_bchan_count_publish(ch->b, ch->confirm, mandatory, res->routed);
     if (!res->routed && mandatory)
         send_return(ch, m);
     return 0;

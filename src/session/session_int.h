@@ -64,6 +64,7 @@ struct sb_sconn {
     uint64_t last_recv_ms, last_send_ms;
     sb_list confirm_dirty;      /* channels with confirms to send */
     sb_buf scratch;             /* temporary encodings */
+    sb_bconn bc;                /* what the management API lists (mgmt.c) */
 };
 
 typedef enum sb_chan_state { CH_OPEN, CH_CLOSING } sb_chan_state;
@@ -126,6 +127,9 @@ typedef struct sb_dispatch sb_dispatch;
 /* conn_amqp.c */
 /* Sends a method frame on channel ch. */
 void sb_session__send(sb_sconn *sc, uint16_t ch, const sb_amqp_method *m);
+/* Closes the connection with 320 CONNECTION_FORCED and reason (once it is
+ * open; before that, silently). */
+void sb_session__conn_force(sb_sconn *sc, const char *reason);
 /* Closes the connection with code and err's text (hard error). */
 void sb_session__conn_fail(sb_sconn *sc, int code, const sb_error *err);
 /* Closes the connection for a method frame the codec could not decode,
@@ -135,6 +139,13 @@ void sb_session__decode_error(sb_sconn *sc, sb_str payload, int rc);
  * accept it: 0 (dropped: we are closing) or a reply code, with err's text,
  * class and method set. */
 int sb_session__conn_refuse(sb_sconn_state state, const sb_dispatch *d, sb_error *err);
+
+/* mgmt.c: the connection as the broker lists it */
+/* Fills sc->bc's addresses and registers it (at accept). */
+void sb_session__mgmt_register(sb_sconn *sc);
+void sb_session__mgmt_unregister(sb_sconn *sc);
+/* connection.start-ok accepted: user, mechanism, client properties. */
+void sb_session__mgmt_started(sb_sconn *sc, const sb_m_connection_start_ok *m);
 
 /* alarm.c */
 void sb_session__alarm_start(sb_sessions *s);

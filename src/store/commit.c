@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/clock.h"
 #include "common/log.h"
 
 sb_store__batch *
@@ -38,6 +39,8 @@ sb_store__batch_reset(sb_store__batch *b)
     b->nspans = 0;
     b->ndels = 0;
     b->end_pos = 0;
+    b->nmsgs = 0;
+    b->write_us = 0;
     b->err = 0;
 }
 
@@ -209,7 +212,9 @@ commit_main(void *arg)
             break;
         sb_store__batch *b = st->work;
         pthread_mutex_unlock(&st->mu);
+        uint64_t t0 = sb_clock_us();
         b->err = sb_store__write_batch(st, b);
+        b->write_us = sb_clock_us() - t0;
         pthread_mutex_lock(&st->mu);
         st->work = NULL;
         st->done = b;

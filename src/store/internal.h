@@ -59,6 +59,8 @@ typedef struct sb_store__batch {
     size_t ndels, dels_cap;
     int *fds;                /* commit thread scratch, one per span */
     uint64_t end_pos;        /* position of the last record */
+    uint32_t nmsgs;          /* message records in it */
+    uint64_t write_us;       /* write and fsync time, set by the commit thread */
     int err;                 /* result, set by the commit thread */
 } sb_store__batch;
 

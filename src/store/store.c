@@ -183,6 +183,7 @@ sb_store_append(sb_store *st, uint32_t queue_id, uint64_t msg_id, sb_str hdr, sb
     sb_store__rec_seal(r, SB_REC_MESSAGE, (uint32_t)payload);
     loc->pos = st->pending_pos;
     st->segs[st->nsegs - 1].msgs++;
+    st->cur->nmsgs++;
     return 0;
 }
 
@@ -366,6 +367,23 @@ fail_pending(sb_store *st, int err)
         st->opts.on_durable(st->opts.durable_arg, lost_to, err);
 }
 
+static void
+count_commit(sb_store_stats *s, const sb_store__batch *b)
+{
+    static const uint64_t us_bounds[] = SB_STORE_COMMIT_US_BOUNDS;
+    static const uint64_t msg_bounds[] = SB_STORE_BATCH_MSG_BOUNDS;
+    size_t i = 0, j = 0;
+
+    while (b->write_us > us_bounds[i])
+        i++;
+    while (b->nmsgs > msg_bounds[j])
+        j++;
+    s->commit_us_hist[i]++;
+    s->commit_msgs_hist[j]++;
+    s->commit_us_sum += b->write_us;
+    s->commit_msgs_sum += b->nmsgs;
+}
+
 /* Takes back a finished batch, if any. Returns its error, or 1 if none. */
 static int
 take_done(sb_store *st)
@@ -386,6 +404,8 @@ take_done(sb_store *st)
                 s->durable_bytes = b->spans[i].file_off + b->spans[i].len;
         }
         st->stats.commit_count++;
+        if (b->nspans > 0)
+            count_commit(&st->stats, b);
         if (b->nspans > 0) {
             st->durable_pos = b->end_pos;
             if (st->opts.on_durable)

@@ -71,6 +71,13 @@ typedef struct sb_store_opts {
     void *durable_arg;
 } sb_store_opts;
 
+/* Upper bounds of the commit statistics' histogram buckets (the last one
+ * counts everything above the one before it). */
+#define SB_STORE_HIST_BUCKETS 12
+#define SB_STORE_COMMIT_US_BOUNDS                                                                \
+    { 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, UINT64_MAX }
+#define SB_STORE_BATCH_MSG_BOUNDS { 1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, UINT64_MAX }
+
 typedef struct sb_store_stats {
     uint64_t segment_count;
     uint64_t disk_bytes;        /* bytes in segment files, including pending */
@@ -80,6 +87,11 @@ typedef struct sb_store_stats {
     uint64_t torn_count;        /* torn tails truncated at open */
     uint64_t unknown_count;     /* records of unknown type skipped at open */
     uint64_t deleted_count;     /* segments deleted since open */
+    /* Per successful commit: its write + fsync time, and the message
+     * records it made durable (histograms over the bounds above). */
+    uint64_t commit_us_sum, commit_msgs_sum;
+    uint64_t commit_us_hist[SB_STORE_HIST_BUCKETS];
+    uint64_t commit_msgs_hist[SB_STORE_HIST_BUCKETS];
 } sb_store_stats;
 
 /* Opens the store in dir, creating the directory if needed, and replays
