@@ -92,6 +92,7 @@ sb_broker_free(sb_broker *b)
     while (sb_map_next(&b->vhosts, &it, NULL, &val))
         vhost_free(val);
     sb_map_free(&b->vhosts);
+    sb_broker__paging_free(b);  /* after the queues, which release their records */
     sb_map_free(&b->reply_consumers);
     sb_map_free(&b->recovering);
     sb_buf_free(&b->orphans);

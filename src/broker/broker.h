@@ -79,6 +79,13 @@ void sb_broker_attach_store(sb_broker *b, sb_store *st);
 /* The store reports pos durable: queues past their memory window move
  * what is now on disk out of RAM. */
 void sb_broker_durable(sb_broker *b, uint64_t pos);
+/* Pages messages that have no log record (transient ones, and any in a
+ * non-durable queue) out to files in dir when their queue is past its
+ * memory window; removes the files a previous run left there. Returns 0,
+ * or -errno (logged): then those messages all stay in RAM. */
+int sb_broker_open_paging(sb_broker *b, const char *dir);
+/* Paging files that exist and records live in them (for tests). */
+void sb_broker_paging_stats(const sb_broker *b, uint32_t *files, uint64_t *live);
 /* Saves changed definitions and starts a group commit: call before the
  * loop sleeps, before connections are flushed. */
 void sb_broker_before_sleep(sb_broker *b);

@@ -21,6 +21,8 @@ struct sb_broker {
     bool store_dirty;       /* records appended since the last commit */
     uint32_t memory_window; /* ready messages a durable queue keeps in RAM */
     sb_list spilling;       /* queues with a spill marker (queue_spill.c) */
+    struct sb_pagefile *pager; /* paging files (queue_page.c), or NULL: none */
+    sb_buf page_buf;        /* a paging record being read back */
     uint32_t connections;   /* AMQP connections, as the session reports them */
     uint32_t channels;      /* live sb_bchan */
     uint32_t next_queue_id; /* for durable queues' log records */
@@ -156,14 +158,18 @@ typedef struct sb_queue_cfg {
 } sb_queue_cfg;
 
 /* A ready message whose body is only on disk (queue_spill.c): where its
- * log record is, and its body length (top bit: it had been delivered). */
+ * record is (a log segment and offset, or with SB_SPILL_PAGED a paging
+ * file and offset), and its body length with three flags on top. */
 typedef struct sb_spilled {
     uint32_t segment;
     uint32_t offset;
     uint32_t len_flags;
 } sb_spilled;
-#define SB_SPILL_DELIVERED 0x80000000u
-#define SB_SPILL_LEN(f) ((f) & ~SB_SPILL_DELIVERED)
+#define SB_SPILL_DELIVERED 0x80000000u  /* it had been delivered: redelivered */
+#define SB_SPILL_PAGED 0x40000000u      /* in a paging file, not in the log */
+#define SB_SPILL_EXPIRES 0x20000000u    /* it has an expiry: page in to check it */
+#define SB_SPILL_LEN_MAX 0x1FFFFFFFu    /* longer bodies stay in RAM */
+#define SB_SPILL_LEN(f) ((f) & SB_SPILL_LEN_MAX)
 
 /* Why a message is dead-lettered (x-death "reason"). */
 typedef enum sb_death {
@@ -340,10 +346,11 @@ sb_qentry *sb_broker__queue_entry_new(sb_queue *q, sb_msg *m);
 void sb_broker__queue_link_entry(sb_queue *q, sb_qentry *e);
 /* Removes the ready head (for dispatch, get, expiry and drop-head). */
 sb_qentry *sb_broker__queue_pop(sb_queue *q);
-/* Paging in: puts a message read back from the log in front of the spill
- * marker (already counted in ready_count). */
-void sb_broker__queue_unspill(sb_queue *q, sb_msg *m, const sb_store_loc *loc, uint64_t msg_id,
-                              bool delivered);
+/* Paging in: puts a message read back from disk in front of the spill
+ * marker (already counted in ready_count); loc is its log record, or NULL
+ * for one from a paging file. Returns the new entry (borrowed). */
+sb_qentry *sb_broker__queue_unspill(sb_queue *q, sb_msg *m, const sb_store_loc *loc,
+                                    uint64_t msg_id, bool delivered);
 /* Recovery: puts a logged message back at the tail of q, as it was. */
 void sb_broker__queue_restore(sb_queue *q, sb_msg *m, const sb_store_loc *loc, uint64_t msg_id,
                               bool delivered);
@@ -450,6 +457,24 @@ void sb_broker__queue_spill(sb_queue *q);
 uint32_t sb_broker__spill_drop_all(sb_queue *q);
 /* Recovery: keeps record r of q on disk only when q is past its window. */
 bool sb_broker__queue_restore_spilled(sb_queue *q, const sb_store_msg *r);
+/* True when the first spilled message of q has an expiry to check. */
+bool sb_broker__spill_front_expires(const sb_queue *q);
+/* Before the loop sleeps: queues past their window page out what is
+ * behind their marker, then the paging buffer is written. */
+void sb_broker__spill_before_sleep(sb_broker *b);
+
+/* queue_page.c: entries with no log record, in paging files */
+/* Writes e (entry of a queue, not changed) to a paging file and fills
+ * *out. Returns 0 or -errno (nothing written: e stays in RAM). */
+int sb_broker__page_out(sb_broker *b, const sb_qentry *e, sb_spilled *out);
+/* Reads back (and releases) the paging record of sp: a new reference
+ * with *expires_at set, or NULL with *err set (the message is lost). */
+sb_msg *sb_broker__page_in(sb_broker *b, const sb_spilled *sp, uint64_t *expires_at, int *err);
+/* The paging record of sp is dropped unread. */
+void sb_broker__page_release(sb_broker *b, const sb_spilled *sp);
+void sb_broker__page_flush(sb_broker *b);
+bool sb_broker__page_writable(sb_broker *b);
+void sb_broker__paging_free(sb_broker *b);
 /* A store record back into a message (durable_load.c). New reference. */
 sb_msg *sb_broker__msg_from_record(const sb_store_msg *r);
 

@@ -311,6 +311,7 @@ sb_broker_before_sleep(sb_broker *b)
 {
     if (b->defs_dirty)
         save_definitions(b);
+    sb_broker__spill_before_sleep(b);
     if (b->store != NULL && b->store_dirty) {
         sb_store_commit_async(b->store);
         b->store_dirty = false;

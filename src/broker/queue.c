@@ -416,7 +416,7 @@ sb_broker__queue_enqueue(sb_queue *q, sb_msg *m)
     return true;
 }
 
-void
+sb_qentry *
 sb_broker__queue_unspill(sb_queue *q, sb_msg *m, const sb_store_loc *loc, uint64_t msg_id,
                          bool delivered)
 {
@@ -424,10 +424,12 @@ sb_broker__queue_unspill(sb_queue *q, sb_msg *m, const sb_store_loc *loc, uint64
 
     q->next_seq--;               /* qentry_new took one: this one is older */
     e->seq = q->spill_seq++;
-    sb_broker__qentry_set_ref(e, loc, msg_id);
+    if (loc != NULL)
+        sb_broker__qentry_set_ref(e, loc, msg_id);
     e->redelivered = e->marked = delivered;
     sb_list_insert_before(&q->marker->link, &e->link);
     q->inmem++;                  /* ready_count and ready_bytes counted it already */
+    return e;
 }
 
 void

@@ -40,6 +40,23 @@ ttl_fired(sb_loop *l, sb_timer *t)
     sb_broker__queue_expire_head(t->arg);
 }
 
+/* The head as far as expiry goes. When the spill marker is first, the
+ * head is paged in only if the first spilled message has an expiry (a
+ * paged-out one: those in the log have none), so a queue whose head
+ * cannot expire is never read back just to look at it. */
+static sb_qentry *
+ttl_head(sb_queue *q)
+{
+    sb_qentry *head;
+
+    if (sb_list_empty(&q->ready))
+        return NULL;
+    head = SB_CONTAINER_OF(q->ready.next, sb_qentry, link);
+    if (head != q->marker)
+        return head;
+    return sb_broker__spill_front_expires(q) ? sb_broker__queue_head(q) : NULL;
+}
+
 void
 sb_broker__queue_expire_head(sb_queue *q)
 {
@@ -47,17 +64,14 @@ sb_broker__queue_expire_head(sb_queue *q)
     uint64_t now = sb_broker__now(b);
     sb_qentry *head;
 
-    /* Spilled messages never expire (only messages without a TTL spill),
-     * so the head is never paged in just to look at it. */
-    while (q->inmem > 0 && (head = SB_CONTAINER_OF(q->ready.next, sb_qentry, link)) != q->marker) {
+    while ((head = ttl_head(q)) != NULL) {
         if (head->expires_at == 0 || head->expires_at > now)
             break;
         sb_broker__deadletter(q, sb_broker__queue_pop(q), SB_DEATH_EXPIRED);
     }
     if (b->loop == NULL)
         return;
-    if (q->inmem == 0 || (head = SB_CONTAINER_OF(q->ready.next, sb_qentry, link)) == q->marker ||
-        head->expires_at == 0) {
+    if (head == NULL || head->expires_at == 0) {
         sb_timer_stop(b->loop, &q->ttl_timer);
         return;
     }

@@ -2,6 +2,7 @@
 #include "serve_store.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/epoll.h>
@@ -42,6 +43,7 @@ sb_serve_store_open(sb_serve_store *ss, sb_loop *loop, sb_broker *broker,
     sb_store_opts o = { .on_recover = sb_broker_recover_message, .recover_arg = broker,
                         .on_durable = on_durable, .durable_arg = ss };
     uint64_t t0 = sb_clock_us();
+    char path[4096];
     sb_store_stats st;
     int rc;
 
@@ -63,6 +65,10 @@ sb_serve_store_open(sb_serve_store *ss, sb_loop *loop, sb_broker *broker,
         return rc;
     }
     sb_broker_attach_store(broker, ss->store);
+    /* Transient messages past a queue's memory window wait here; not part
+     * of the log, removed at every start (see store/FORMAT.md). */
+    snprintf(path, sizeof path, "%s/transient", dir);
+    (void)sb_broker_open_paging(broker, path);  /* failure is logged: they stay in RAM */
     ss->io = (sb_io){ .fd = sb_store_fd(ss->store), .events = EPOLLIN, .cb = on_commit_done,
                       .arg = ss };
     if ((rc = sb_io_start(loop, &ss->io)) < 0)

@@ -47,7 +47,7 @@ def test_messages_past_the_window_come_back_in_order_and_intact():
         first = [b"m%05d-" % i + os.urandom(8).hex().encode() for i in range(1500)]
         second = [b"n%05d-" % i + os.urandom(8).hex().encode() for i in range(1500)]
         publish(ch, q, first)
-        publish(ch, q, [b"transient"], persistent=False)  # cannot leave RAM
+        publish(ch, q, [b"transient"], persistent=False)  # paged out apart from the log
         publish(ch, q, second)
         want = first + [b"transient"] + second
         assert ch.queue_declare(q, passive=True).method.message_count == 3001
