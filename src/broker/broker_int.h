@@ -497,9 +497,11 @@ void sb_broker__trace_link_reply(sb_broker *b, sb_str reply_to, sb_str corr,
 /* The trace a reply to (reply_to, corr) belongs to; forgets the link. */
 bool sb_broker__trace_take_reply(sb_broker *b, sb_str reply_to, sb_str corr, sb_trace_ctx *out);
 /* Events of ctx's trace with ctx's span, of a kind in kinds (1 << kind
- * bits) and whose first string attribute key equals value. */
-uint32_t sb_broker__trace_count(sb_broker *b, const sb_trace_ctx *ctx, uint32_t kinds,
-                                sb_trace_key key, sb_str value);
+ * bits) and whose first string attribute key equals value; -1 when the
+ * trace holds more than SB_TRACE_COUNT_MAX_WALK events (not counted). */
+#define SB_TRACE_COUNT_MAX_WALK 1024
+int64_t sb_broker__trace_count(sb_broker *b, const sb_trace_ctx *ctx, uint32_t kinds,
+                               sb_trace_key key, sb_str value);
 
 /* trace_hooks.c: what the message path records. Each is called behind a
  * one-flag test (m->traced, or the vhost's firehose flag) at its site. */

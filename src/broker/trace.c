@@ -644,7 +644,7 @@ sb_trace_get(const sb_broker *b, const uint8_t trace_id[16], uint64_t after_seq,
     return true;
 }
 
-uint32_t
+int64_t
 sb_broker__trace_count(sb_broker *b, const sb_trace_ctx *ctx, uint32_t kinds, sb_trace_key key,
                        sb_str value)
 {
@@ -652,10 +652,15 @@ sb_broker__trace_count(sb_broker *b, const sb_trace_ctx *ctx, uint32_t kinds, sb
     const trace_sum *s;
     sb_trace_view v;
     sb_trace_attr a;
-    uint32_t n = 0;
+    int64_t n = 0;
 
     if (t == NULL || (s = sum_find(t, ctx->trace_id)) == NULL)
         return 0;
+    /* One user action has tens of events; a client that stamps one
+     * traceparent on a whole batch makes a trace of thousands, and walking
+     * it at every delivery would cost more than the delivery. */
+    if (s->count > SB_TRACE_COUNT_MAX_WALK)
+        return -1;
     for (int32_t i = s->head; i >= 0; i = t->ev[i].next) {
         const sb_trace_event *e = &t->ev[i];
         size_t pos = 0;

@@ -194,8 +194,9 @@ out:
 
 /* ---- deliveries and acknowledgements ---- */
 
-/* Earlier deliveries of this message (same span) from q, +1. */
-static uint32_t
+/* Earlier deliveries of this message (same span) from q, +1; 0 when the
+ * trace is too big to count in (sb_broker__trace_count). */
+static int64_t
 delivery_count(sb_broker *b, const sb_trace_ctx *ctx, const sb_queue *q)
 {
     return sb_broker__trace_count(b, ctx, (1u << SB_TRACE_DELIVERED) | (1u << SB_TRACE_GOT),
@@ -208,7 +209,7 @@ sb_broker__trace_deliver(sb_queue *q, sb_bchan *ch, sb_consumer *c, const sb_qen
 {
     sb_broker *b = q->vhost->broker;
     sb_trace_event *ev;
-    uint32_t n;
+    int64_t n;
     traced t;
 
     if (q->vhost->tracing)
@@ -223,7 +224,8 @@ sb_broker__trace_deliver(sb_queue *q, sb_bchan *ch, sb_consumer *c, const sb_qen
             sb_trace_str(ev, SB_TK_CONSUMER_TAG, sb_str_make(c->tag, c->tag_len));
         sb_trace_int(ev, SB_TK_DELIVERY_TAG, (int64_t)tag);
         sb_trace_int(ev, SB_TK_REDELIVERED, e->redelivered);
-        sb_trace_int(ev, SB_TK_DELIVERY_COUNT, n);
+        if (n > 0)
+            sb_trace_int(ev, SB_TK_DELIVERY_COUNT, n);
         sb_trace_add_who(ev, &ch->who);
     }
     traced_close(&t);

@@ -406,6 +406,69 @@ traced_message_records_publish_delivery_reject_and_dead_letter(void **state)
     sb_broker_free(b);
 }
 
+typedef struct last_event {
+    sb_trace_kind kind;
+    bool has_count;
+    int64_t count;
+} last_event;
+
+static void
+keep_last(const sb_trace_view *ev, void *ud)
+{
+    last_event *l = ud;
+    sb_trace_attr a;
+    size_t pos = 0;
+
+    l->kind = ev->kind;
+    l->has_count = false;
+    while (sb_trace_attr_next(ev, &pos, &a))
+        if (a.key == SB_TK_DELIVERY_COUNT) {
+            l->has_count = true;
+            l->count = a.i;
+        }
+}
+
+static void
+huge_traces_skip_the_delivery_count_walk(void **state)
+{
+    sb_broker *b = traced_broker(4096);
+    sb_vhost *v = tb_vhost(b);
+    sb_bchan *ch = sb_bchan_new(b, v, "conn");
+    sb_deliver_info d;
+    sb_error err = { 0 };
+    sb_trace_summary s;
+    sb_trace_ctx ctx;
+    last_event last = { 0 };
+
+    assert_true(sb_traceparent_parse(sb_str_c(valid), &ctx));
+    tb_queue(v, "batch");
+    for (int i = 0; i < 2; i++) {
+        sb_msg *m = traced_msg("batch", valid);
+        publish_traced(b, v, m);
+        sb_msg_unref(m);
+    }
+    assert_int_equal(sb_bchan_get(ch, SB_STR_LIT("batch"), true, &d, &err), 0);
+    sb_msg_unref(d.msg);
+    assert_true(sb_trace_get(b, ctx.trace_id, 0, &s, keep_last, &last));
+    assert_int_equal(last.kind, SB_TRACE_GOT);
+    assert_true(last.has_count);
+    assert_int_equal(last.count, 1);
+    /* One traceparent on a whole batch: 2 events per publish, past the 1024
+     * events of a trace that a delivery count is worth walking. */
+    for (int i = 0; i < 600; i++) {
+        sb_msg *m = traced_msg("batch", valid);
+        publish_traced(b, v, m);
+        sb_msg_unref(m);
+    }
+    assert_int_equal(sb_bchan_get(ch, SB_STR_LIT("batch"), true, &d, &err), 0);
+    sb_msg_unref(d.msg);
+    assert_true(sb_trace_get(b, ctx.trace_id, 0, &s, keep_last, &last));
+    assert_int_equal(last.kind, SB_TRACE_GOT);
+    assert_false(last.has_count);
+    sb_bchan_free(ch);
+    sb_broker_free(b);
+}
+
 static void
 untraced_and_malformed_messages_record_nothing(void **state)
 {
@@ -440,6 +503,7 @@ main(void)
         cmocka_unit_test(interleaved_traces_survive_eviction_in_order),
         cmocka_unit_test(long_attributes_are_cut_to_the_slot),
         cmocka_unit_test(traced_message_records_publish_delivery_reject_and_dead_letter),
+        cmocka_unit_test(huge_traces_skip_the_delivery_count_walk),
         cmocka_unit_test(untraced_and_malformed_messages_record_nothing),
     };
 
