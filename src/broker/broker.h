@@ -39,7 +39,7 @@ typedef struct sb_delivery sb_delivery;
 /* ---- limits and settings the broker needs (filled from the config) ---- */
 typedef struct sb_broker_limits {
     uint64_t max_message_bytes;   /* largest body accepted */
-    uint32_t queue_memory_window; /* ready messages a durable queue keeps in RAM (0: 20000) */
+    uint32_t queue_memory_window; /* ready messages a queue keeps in RAM (0: 20000) */
     uint32_t trace_max_events;    /* per-action trace ring, in events (0: no tracing) */
     uint32_t stats_interval_ms;   /* message rate sampling (0: SB_STATS_DEFAULT_INTERVAL_MS) */
 } sb_broker_limits;

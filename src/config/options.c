@@ -42,8 +42,9 @@ const sb_option sb_options[] = {
         "134217728", "Largest message body accepted, in bytes (RabbitMQ's default is 128 MiB)."),
     U32("queue.memory_window", "--queue-memory-window", queue_memory_window, 100, 100000000,
         "20000",
-        "Ready messages a durable queue keeps in RAM; persistent messages past it wait on "
-        "disk only and are read back when consumers reach them."),
+        "Ready messages a queue keeps in RAM; the messages past it wait on disk (persistent "
+        "ones of durable queues in the log, the others in DATA_DIR/transient, removed at "
+        "start-up) and are read back when consumers reach them. Priority queues keep all."),
     U32("amqp.handshake_timeout_ms", NULL, handshake_timeout_ms, 100, 600000, "10000",
         "Time a new connection has to finish the AMQP handshake, in milliseconds."),
     U32("consumer_timeout", "--consumer-timeout", consumer_timeout_ms, 0, UINT32_MAX, "1800000",
