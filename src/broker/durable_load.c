@@ -75,6 +75,24 @@ decode_header(sb_str h, sb_str *x, sb_str *rk, sb_str *props, uint64_t *due)
 }
 
 /* The message in record r; *due as decode_header. New reference, or NULL. */
+/* The expiration property's milliseconds (checked at publish, so digits
+ * only), or -1. The record keeps no arrival time: a recovered message's
+ * per-message TTL counts from the restart. */
+static int64_t
+expiration_ms(sb_str e)
+{
+    int64_t v = 0;
+
+    if (e.len == 0)
+        return -1;
+    for (size_t i = 0; i < e.len; i++) {
+        if (e.p[i] < '0' || e.p[i] > '9' || v > INT32_MAX)
+            return -1;
+        v = v * 10 + (e.p[i] - '0');
+    }
+    return v;
+}
+
 static sb_msg *
 msg_from_record(const sb_store_msg *r, uint64_t *due)
 {
@@ -90,6 +108,8 @@ msg_from_record(const sb_store_msg *r, uint64_t *due)
     }
     m = sb_msg_new(props, x, rk, r->body.len, 2,
                    (p.flags & SB_PROP_PRIORITY) ? p.priority : 0);
+    if (m != NULL && (p.flags & SB_PROP_EXPIRATION))
+        sb_msg_set_expiration(m, expiration_ms(p.expiration));
     sb_arena_free(&a);
     if (m == NULL)
         return NULL;
@@ -147,6 +167,7 @@ void
 sb_broker_attach_store(sb_broker *b, sb_store *st)
 {
     size_t n = b->orphans.len / sizeof(sb_store_msg);
+    void *vval, *qval;
 
     b->store = st;
     for (size_t i = 0; i < n && st != NULL; i++) {
@@ -160,4 +181,10 @@ sb_broker_attach_store(sb_broker *b, sb_store *st)
     }
     sb_buf_free(&b->orphans);
     sb_map_free(&b->recovering);
+    /* Recovered messages with a TTL (the queue's, or their own expiration)
+     * got their expiry on restore; now that dead letters can be logged,
+     * expire what is due and arm each queue's head timer. */
+    for (size_t vi = 0; sb_map_next(&b->vhosts, &vi, NULL, &vval);)
+        for (size_t qi = 0; sb_map_next(&((sb_vhost *)vval)->queues, &qi, NULL, &qval);)
+            sb_broker__queue_expire_head(qval);
 }

@@ -9,7 +9,7 @@ import pytest
 
 import brokers
 import rawamqp as R
-from helpers import unique, bodies
+from helpers import unique, bodies, wait_for
 
 pytestmark = pytest.mark.skipif(brokers.target() == "external",
                                 reason="needs a broker process of its own (AMQP_URL is set)")
@@ -39,12 +39,18 @@ def declare_byte_names(b, s):
         raw.expect((50, 21))
 
 
+# A per-message TTL long enough to outlive the restart: RabbitMQ takes seconds to come back
+# and counts the TTL from the publish; Switchboard counts it from the restart.
+TTL_MS = "20000" if brokers.target() == "rabbitmq" else "3000"
+
+
 @pytest.fixture(scope="module")
 def restarted():
     b = brokers.start()
     s = types.SimpleNamespace(broker=b, dq=unique("durable-q"), tq=unique("transient-q"),
                               dx=unique("durable-x"), tx=unique("transient-x"),
-                              uq=unique("unacked-q"), ad=unique("autodel-q"))
+                              uq=unique("unacked-q"), ad=unique("autodel-q"),
+                              ttl=unique("ttl-q"), qttl=unique("queue-ttl-q"))
     try:
         c = pika.BlockingConnection(pika.URLParameters(b.amqp_url))
         ch = c.channel()
@@ -65,6 +71,12 @@ def restarted():
         for i in range(3):
             ch.basic_publish("", s.uq, b"u%d" % i, pika.BasicProperties(delivery_mode=2))
         ch.basic_publish("", s.gen, b"g", pika.BasicProperties(delivery_mode=2))
+        ch.queue_declare(s.ttl, durable=True)
+        ch.basic_publish("", s.ttl, b"expires", pika.BasicProperties(delivery_mode=2,
+                                                                       expiration=TTL_MS))
+        ch.basic_publish("", s.ttl, b"stays", pika.BasicProperties(delivery_mode=2))
+        ch.queue_declare(s.qttl, durable=True, arguments={"x-message-ttl": int(TTL_MS)})
+        ch.basic_publish("", s.qttl, b"expires too", pika.BasicProperties(delivery_mode=2))
         m0 = ch.basic_get(s.uq)[0]
         ch.basic_ack(m0.delivery_tag)
         ch.basic_get(s.uq)  # u1 stays unacked across the restart
@@ -75,6 +87,10 @@ def restarted():
         b.restart()
         s.close = s.raw.read_close(timeout=10, reply=False)
         s.raw.close()
+        c = pika.BlockingConnection(pika.URLParameters(b.amqp_url))
+        s.ttl_counts = [c.channel().queue_declare(q, passive=True).method.message_count
+                        for q in (s.ttl, s.qttl)]
+        c.close()
         yield s
     finally:
         b.stop()
@@ -124,6 +140,18 @@ def test_transient_and_exclusive_definitions_are_gone_after_a_restart(restarted,
         else:
             ch.exchange_declare(name, passive=True)
     assert ei.value.args == (404, f"NOT_FOUND - no {kind} '{name}' in vhost '/'")
+
+
+def test_recovered_messages_keep_their_ttl(restarted, ch2):
+    """RabbitMQ keeps the absolute expiry; Switchboard's log has no arrival time, so its TTL
+    counts from the restart. Either way a recovered message expires, by its own expiration
+    or its queue's x-message-ttl, with no consumer needed to notice: it does not stay."""
+    assert restarted.ttl_counts == [2, 1]     # they came back ...
+    ch = ch2.channel()                        # ... and expire
+    for q, left in ((restarted.ttl, 1), (restarted.qttl, 0)):
+        wait_for(lambda: ch.queue_declare(q, passive=True).method.message_count == left,
+                 timeout=30, what=f"the messages of {q} to expire after the restart")
+    assert bodies(ch, restarted.ttl) == [b"stays"]
 
 
 def test_unacked_persistent_messages_are_back_after_a_restart_and_acked_ones_are_not(restarted, ch2):
