@@ -277,6 +277,9 @@ int sb_bchan_recover(sb_bchan *ch, bool requeue, sb_error *err);
 /* Direct reply-to: the pseudo-queue a caller consumes (no-ack) and names
  * in reply_to; sb_bchan_consume accepts it as a queue name. */
 #define SB_REPLY_TO_QUEUE "amq.rabbitmq.reply-to"
+/* The node's name wherever RabbitMQ shows one (management API, metrics,
+ * the firehose's "node" header, cluster_name): one single-node broker. */
+#define SB_NODE_NAME "switchboard@localhost"
 /* The address to put in reply_to for a request published on ch, or NULL
  * when ch has no direct reply-to consumer. Valid while the consumer is. */
 const char *sb_bchan_reply_address(const sb_bchan *ch);

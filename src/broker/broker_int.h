@@ -36,7 +36,6 @@ struct sb_broker {
     uint64_t name_seq;      /* for generated names */
     struct sb_tracer *tracer; /* per-action trace ring (trace.c), NULL: off */
     uint32_t trace_reply_links; /* traced requests waiting for a reply (trace.c) */
-    char node[80];          /* "switchboard@<host>", the firehose's node header */
     sb_arena trace_arena;   /* scratch for the trace hooks (trace_hooks.c) */
     /* statistics (stats.c) */
     sb_list conns;          /* sb_bconn.link: client connections, oldest first */

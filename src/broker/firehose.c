@@ -10,7 +10,7 @@
  *   exchange_name  longstr    the exchange the message was published to
  *   routing_keys   array      its routing key, then its CC and BCC headers
  *   properties     table      its content properties (RabbitMQ's names)
- *   node           longstr    "switchboard@<host>"
+ *   node           longstr    SB_NODE_NAME ("switchboard@localhost")
  *   redelivered    signedint  0 or 1 (deliveries only)
  *   vhost, connection, channel (signedint), user
  *   routed_queues  array      the queues it reached (publishes only)
@@ -27,7 +27,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "../common/alloc.h"
 
@@ -135,19 +134,6 @@ routing_keys(const sb_msg *m, const sb_amqp_table *h, sb_arena *a)
     return v;
 }
 
-static const char *
-node_name(sb_broker *b)
-{
-    if (b->node[0] == '\0') {
-        char host[64] = "localhost";
-        if (gethostname(host, sizeof host) != 0 || host[0] == '\0')
-            snprintf(host, sizeof host, "localhost");
-        host[sizeof host - 1] = '\0';
-        snprintf(b->node, sizeof b->node, "switchboard@%s", host);
-    }
-    return b->node;
-}
-
 /* The four entries every trace message starts with. */
 static void
 put_common(tbuild *t, sb_broker *b, const sb_msg *m, const sb_amqp_props *p,
@@ -156,7 +142,7 @@ put_common(tbuild *t, sb_broker *b, const sb_msg *m, const sb_amqp_props *p,
     put(t, "exchange_name", lstr(sb_msg_exchange(m)));
     put(t, "routing_keys", routing_keys(m, h, a));
     put(t, "properties", props_table(p, a));
-    put(t, "node", lstr(sb_str_c(node_name(b))));
+    put(t, "node", lstr(SB_STR_LIT(SB_NODE_NAME)));
 }
 
 static void

@@ -30,7 +30,7 @@
 #define SB_HTTP__REALM "Switchboard"
 /* The node name the management API and /metrics report (RabbitMQ's
  * rabbit@host); one node, so also the cluster name. */
-#define SB_HTTP__NODE "switchboard@localhost"
+#define SB_HTTP__NODE SB_NODE_NAME
 
 typedef struct sb_http_req sb_http_req;
 typedef struct sb_http_call sb_http_call;

@@ -66,7 +66,7 @@ send_start(sb_sconn *sc)
     props[0].key = sb_str_c("capabilities");
     props[0].v.kind = SB_FV_TABLE;
     props[0].v.v.t = (sb_amqp_table){ .n = (uint32_t)i, .e = cap };
-    put_str(&props[1], "cluster_name", "switchboard@localhost");
+    put_str(&props[1], "cluster_name", SB_NODE_NAME);
     put_str(&props[2], "copyright", "Copyright (c) the Switchboard developers");
     put_str(&props[3], "information", "Switchboard, a small AMQP 0-9-1 broker");
     put_str(&props[4], "platform", "C");
