@@ -1,4 +1,5 @@
-/* broker.c - the root object, vhosts, messages and owned argument tables. */
+/* broker.c - the root object, messages and owned argument tables (vhosts
+ * are vhost.c's). */
 #include "broker_int.h"
 
 #include <stdio.h>
@@ -7,61 +8,6 @@
 #include "../common/alloc.h"
 #include "../common/clock.h"
 #include "../common/log.h"
-
-/* The exchanges every vhost has, as RabbitMQ predeclares them. */
-static const struct {
-    const char *name;
-    const sb_xtype *type;
-} builtin_exchanges[] = {
-    { "", &sb_xtype_direct },
-    { "amq.direct", &sb_xtype_direct },
-    { "amq.fanout", &sb_xtype_fanout },
-    { "amq.topic", &sb_xtype_topic },
-    { "amq.headers", &sb_xtype_headers },
-    { "amq.match", &sb_xtype_headers },
-    { "amq.rabbitmq.trace", &sb_xtype_topic },
-};
-
-static sb_vhost *
-vhost_new(sb_broker *b, const char *name)
-{
-    sb_vhost *v = sb_calloc(1, sizeof *v);
-
-    v->broker = b;
-    v->name = sb_strdup(name);
-    for (size_t i = 0; i < sizeof builtin_exchanges / sizeof builtin_exchanges[0]; i++) {
-        sb_exchange *x = sb_broker__exchange_new(v, sb_str_c(builtin_exchanges[i].name),
-                                                 builtin_exchanges[i].type, true, false,
-                                                 false, NULL);
-        x->builtin = true;
-        /* amq.rabbitmq.trace is internal in RabbitMQ. */
-        x->internal = strcmp(builtin_exchanges[i].name, "amq.rabbitmq.trace") == 0;
-    }
-    sb_map_put(&b->vhosts, sb_str_c(name), v, NULL);
-    return v;
-}
-
-static void
-vhost_free(sb_vhost *v)
-{
-    size_t it = 0;
-    void *val;
-
-    v->closing = true;
-    /* Queues first: destroying a queue unlinks its bindings from exchanges. */
-    while (sb_map_next(&v->queues, &it, NULL, &val))
-        sb_broker__queue_destroy(val, false);
-    sb_map_free(&v->queues);
-    it = 0;
-    while (sb_map_next(&v->exchanges, &it, NULL, &val))
-        sb_broker__exchange_free(val);
-    sb_map_free(&v->exchanges);
-    sb_broker__policies_free(v);
-    sb_dest_vec_free(&v->route_tmp);
-    sb_dest_vec_free(&v->route_seen);
-    sb_free(v->name);
-    sb_free(v);
-}
 
 sb_broker *
 sb_broker_new(const sb_broker_limits *lim)
@@ -76,7 +22,9 @@ sb_broker_new(const sb_broker_limits *lim)
     sb_list_init(&b->conns);
     sb_list_init(&b->bchans);
     sb_broker__stats_start(b);
-    vhost_new(b, "/");
+    b->auth = sb_auth_new();
+    sb_auth_on_change(b->auth, sb_broker__auth_changed, b);
+    sb_broker__vhost_new(b, sb_str_c("/"));
     return b;
 }
 
@@ -90,9 +38,10 @@ sb_broker_free(sb_broker *b)
         return;
     sb_broker__stats_stop(b);
     while (sb_map_next(&b->vhosts, &it, NULL, &val))
-        vhost_free(val);
+        sb_broker__vhost_free(val);
     sb_map_free(&b->vhosts);
     sb_broker__paging_free(b);  /* after the queues, which release their records */
+    sb_auth_free(b->auth);
     sb_map_free(&b->reply_consumers);
     sb_map_free(&b->recovering);
     sb_buf_free(&b->orphans);
@@ -114,18 +63,6 @@ const sb_broker_limits *
 sb_broker_limits_get(const sb_broker *b)
 {
     return &b->lim;
-}
-
-sb_vhost *
-sb_broker_vhost(sb_broker *b, sb_str name)
-{
-    return sb_map_get(&b->vhosts, name);
-}
-
-const char *
-sb_vhost_name(const sb_vhost *v)
-{
-    return v->name;
 }
 
 /* ---- messages ---- */

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "../amqp/amqp.h"
+#include "../auth/auth.h"
 #include "../common/error.h"
 #include "../common/buf.h"
 #include "../common/list.h"
@@ -93,9 +94,56 @@ void sb_broker_before_sleep(sb_broker *b);
  * jansson reference, typed void * to keep jansson out of this header). */
 void *sb_broker_definitions_json(sb_broker *b);
 
+/* ---- vhosts, users and permissions (vhost.c) ----
+ * The broker owns the user database (auth/): it saves it with the durable
+ * definitions, drops a deleted vhost's permissions, and tells its watchers
+ * (the AMQP sessions, the HTTP server) before a vhost or a user goes, so
+ * they can close what they hold there. */
+
 /* The vhost named name, or NULL. */
 sb_vhost *sb_broker_vhost(sb_broker *b, sb_str name);
 const char *sb_vhost_name(const sb_vhost *v);
+/* Management metadata: description ("" when none) and comma-separated
+ * tags ("" when none). Valid while v is. */
+const char *sb_vhost_description(const sb_vhost *v);
+const char *sb_vhost_tags(const sb_vhost *v);
+size_t sb_broker_vhost_count(const sb_broker *b);
+
+/* Creates vhost name, with its own default and amq.* exchanges, or
+ * updates the metadata of an existing one (description and tags NULL:
+ * left as they are). Returns 1 when created, 0 when it existed, -1 for
+ * an empty name. */
+int sb_broker_vhost_put(sb_broker *b, sb_str name, const char *description, const char *tags);
+/* Deletes vhost name at runtime, as RabbitMQ does: its watchers first
+ * (connections there are closed with 320), then every queue and exchange
+ * in it, durable ones from disk too, and every permission in it. Returns
+ * 0, or -1 when there is no such vhost. */
+int sb_broker_vhost_delete(sb_broker *b, sb_str name);
+
+/* The user database: borrowed, valid while b is. Changes to it are saved
+ * with the definitions. */
+sb_auth *sb_broker_auth(sb_broker *b);
+/* Creates user with password (tag administrator, every permission on
+ * "/") when there is no user database yet: on first start, or when the
+ * saved definitions predate users. RabbitMQ creates its default user
+ * only when its database is initialised, so a deleted guest stays
+ * deleted. Does nothing otherwise, or when user is NULL or empty. */
+void sb_broker_default_user(sb_broker *b, const char *user, const char *password);
+/* Deletes user and its permissions, after telling the watchers (its
+ * connections are closed with 320). Returns 0, or -1 when none. */
+int sb_broker_user_delete(sb_broker *b, sb_str user);
+
+typedef enum sb_broker_event {
+    SB_BROKER_VHOST_DELETING,   /* v is about to be deleted; user is NULL */
+    SB_BROKER_USER_DELETING,    /* user is about to be deleted; v is NULL */
+} sb_broker_event;
+typedef void (*sb_broker_watch_fn)(void *arg, sb_broker_event ev, sb_vhost *v,
+                                   const char *user);
+#define SB_BROKER_MAX_WATCHERS 4
+/* fn(arg, ...) runs before each such deletion; arg must outlive b or be
+ * unwatched. */
+void sb_broker_watch(sb_broker *b, sb_broker_watch_fn fn, void *arg);
+void sb_broker_unwatch(sb_broker *b, sb_broker_watch_fn fn, void *arg);
 
 /* ---- messages ----
  * A message is stored once and shared, by reference count, by every
@@ -151,6 +199,9 @@ typedef struct sb_exchange_decl {
     sb_str name, type;
     bool passive, durable, auto_delete, internal;
     const sb_amqp_table *args;
+    sb_access *access;      /* the declarer's permissions, checked in RabbitMQ's order
+                               (configure; for a new exchange with an alternate exchange,
+                               read it and write the AE); NULL: none checked */
 } sb_exchange_decl;
 
 int sb_exchange_declare(sb_vhost *v, const sb_exchange_decl *d, sb_error *err);
@@ -167,6 +218,10 @@ typedef struct sb_queue_decl {
     const void *owner;      /* the declaring connection, for exclusive */
     bool restoring;         /* the broker's own saved definitions, at start-up: a
                                durable server-named queue (amq.gen-...) comes back too */
+    sb_access *access;      /* the declarer's permissions, checked in RabbitMQ's order
+                               (configure, on the generated name too; for a new queue with
+                               a dead-letter exchange, read it and write the DLX); NULL:
+                               none checked */
 } sb_queue_decl;
 
 typedef struct sb_queue_info {

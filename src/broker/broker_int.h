@@ -47,6 +47,13 @@ struct sb_broker {
     uint64_t delayed_count; /* messages held by delay.c right now */
     sb_broker_churn churn;
     sb_broker_resources res;
+    sb_auth *auth;          /* users and permissions, saved with the definitions */
+    bool users_loaded;      /* a user database exists (loaded or created) */
+    struct {
+        sb_broker_watch_fn fn;
+        void *arg;
+    } watchers[SB_BROKER_MAX_WATCHERS];
+    int nwatchers;
 };
 
 typedef struct sb_tracer sb_tracer;
@@ -62,7 +69,18 @@ struct sb_vhost {
     bool closing;           /* being freed: no auto-delete cascades */
     bool tracing;           /* firehose on: publishes and deliveries go to amq.rabbitmq.trace */
     sb_msg_stats stats;     /* every message of the vhost (stats.c) */
+    char *description;      /* management metadata, "" when none */
+    char *tags;             /* comma-separated, "" when none */
 };
+
+/* vhost.c */
+/* A new vhost with its predeclared exchanges, in b's registry. */
+sb_vhost *sb_broker__vhost_new(sb_broker *b, sb_str name);
+/* Frees v and everything in it, keeping what is on disk (shutdown); the
+ * caller has removed it from the registry or is freeing the registry. */
+void sb_broker__vhost_free(sb_vhost *v);
+/* The user database changed (an sb_auth_on_change callback; arg is b). */
+void sb_broker__auth_changed(void *arg);
 
 /* A stored copy of a table (arguments): encoded bytes we own, decoded
  * into an arena we own. */

@@ -2,14 +2,14 @@
  * the start-up load of the saved definitions (durable_load.c) and
  * POST /api/definitions share it.
  *
- * As RabbitMQ's rabbit_definitions: every vhost named must exist (checked
- * before anything is applied: Switchboard cannot create vhosts yet); then
- * policies are set and exchanges, queues and bindings declared, in that
- * order; an exchange
- * or queue that already exists is left as it is and exchanges named amq.*
- * are skipped. An import stops at the first error, with its reason; the
- * start-up load instead logs it and goes on, and also gives each durable
- * queue and delayed exchange back the log id its records carry. */
+ * As RabbitMQ's rabbit_definitions: users are created or replaced, vhosts
+ * created (or their metadata updated), permissions set; then policies are set and exchanges,
+ * queues and bindings declared, in that order; an exchange or queue
+ * that already exists is left as it is and exchanges named amq.* are
+ * skipped. An import stops at the first error, with its reason; the
+ * start-up load instead logs it and goes on, gives each durable queue and
+ * delayed exchange back the log id its records carry, and takes the saved
+ * user database as the whole of it. */
 #include "broker_int.h"
 
 #include <jansson.h>
@@ -24,6 +24,7 @@
 typedef struct import_ctx {
     sb_broker *b;
     bool at_start;          /* keep going past errors; restore log ids */
+    sb_hash_alg default_alg; /* for users whose hash names no algorithm */
     sb_arena arena;
     char why[400];          /* the first error, RabbitMQ-style */
 } import_ctx;
@@ -175,23 +176,137 @@ import_binding(import_ctx *c, const json_t *o)
     return rc == 0 ? 0 : failed(c, "binding from exchange", src, err.text);
 }
 
-/* Checks the vhosts list up front, so a file for vhosts Switchboard lacks
- * fails before it changes anything. */
-static int
-check_vhosts(import_ctx *c, const json_t *doc)
-{
-    const json_t *o;
-    size_t i;
+/* ---- users, vhosts, permissions ---- */
 
-    json_array_foreach(json_object_get(doc, "vhosts"), i, o) {
-        sb_str name = jstr(c, o, "name");
-        if (sb_broker_vhost(c->b, name) == NULL) {
-            snprintf(c->why, sizeof c->why, "vhost '%.*s' does not exist, and Switchboard "
-                     "cannot create vhosts yet", SB_STR_ARGS(name));
-            return -1;
-        }
+/* A tag list as RabbitMQ's files carry it: an array of strings, or one
+ * comma-separated string. Written into buf as a comma-separated string;
+ * false when o has no "tags". */
+static bool
+jtags(const json_t *o, char *buf, size_t len)
+{
+    const json_t *t = json_object_get(o, "tags"), *e;
+    size_t i, used = 0;
+
+    buf[0] = '\0';
+    if (json_is_string(t)) {
+        snprintf(buf, len, "%s", json_string_value(t));
+        return true;
+    }
+    json_array_foreach(t, i, e) {
+        if (!json_is_string(e))
+            continue;
+        int n = snprintf(buf + used, len - used, "%s%s", used ? "," : "", json_string_value(e));
+        if (n < 0 || (size_t)n >= len - used)
+            break;
+        used += (size_t)n;
+    }
+    return t != NULL;
+}
+
+/* RabbitMQ's default algorithm for a hash without one: MD5 for files
+ * from before 3.6, else SHA-256 (rabbit_auth_backend_internal). */
+static sb_hash_alg
+default_alg(import_ctx *c, const json_t *doc)
+{
+    sb_str v = jstr(c, doc, "rabbit_version");
+
+    if (v.len == 0)
+        v = jstr(c, doc, "rabbitmq_version");
+    for (char minor = '0'; minor <= '5'; minor++) {
+        char prefix[6] = { '3', '.', minor, '.', '\0' };
+        if (sb_str_has_prefix(v, prefix))
+            return SB_HASH_MD5;
+    }
+    return SB_HASH_SHA256;
+}
+
+static int
+import_user(import_ctx *c, const json_t *o)
+{
+    char tags[512], why[300];
+    sb_user_def d = { .name = jstr(c, o, "name"), .alg = c->default_alg };
+    const json_t *alg = json_object_get(o, "hashing_algorithm");
+
+    jtags(o, tags, sizeof tags);
+    d.tags = sb_str_c(tags);
+    if (d.name.len == 0) {
+        snprintf(c->why, sizeof c->why, "a user without a name");
+        return -1;
+    }
+    if (json_is_string(json_object_get(o, "password_hash"))) {
+        d.has_hash = true;
+        d.password_hash = jstr(c, o, "password_hash");
+    } else if (json_is_string(json_object_get(o, "password"))) {
+        d.has_password = true;
+        d.password = jstr(c, o, "password");
+    }
+    if (json_is_string(alg) && sb_hash_alg_parse(jstr(c, o, "hashing_algorithm"), &d.alg) < 0)
+        return failed(c, "user", d.name, "unsupported hashing_algorithm (Switchboard has "
+                      "rabbit_password_hashing_sha256, _sha512 and _md5)");
+    if (sb_auth_user_put(c->b->auth, &d, why, sizeof why) < 0)
+        return failed(c, "user", d.name, why);
+    return 0;
+}
+
+static int
+import_vhost(import_ctx *c, const json_t *o)
+{
+    sb_str name = jstr(c, o, "name");
+    const json_t *meta = json_object_get(o, "metadata");
+    const json_t *desc = json_object_get(o, "description");
+    char tags[512];
+    bool has_tags;
+
+    if (name.len == 0) {
+        snprintf(c->why, sizeof c->why, "a vhost without a name");
+        return -1;
+    }
+    /* Later RabbitMQ versions also put description and tags in "metadata". */
+    if (!json_is_string(desc) && json_is_object(meta))
+        desc = json_object_get(meta, "description");
+    has_tags = jtags(o, tags, sizeof tags) ||
+               (json_is_object(meta) && jtags(meta, tags, sizeof tags));
+    sb_broker_vhost_put(c->b, name, json_is_string(desc) ? json_string_value(desc) : NULL,
+                        has_tags ? tags : NULL);
+    return 0;
+}
+
+static int
+import_permission(import_ctx *c, const json_t *o)
+{
+    sb_str user = jstr(c, o, "user"), vhost = jstr(c, o, "vhost");
+    sb_str re[SB_PERM_COUNT] = { jstr(c, o, "configure"), jstr(c, o, "write"),
+                                 jstr(c, o, "read") };
+    char why[300];
+
+    if (sb_broker_vhost(c->b, vhost) == NULL) {
+        snprintf(c->why, sizeof c->why, "permissions of user '%.*s': no vhost '%.*s'",
+                 SB_STR_ARGS(user), SB_STR_ARGS(vhost));
+        return -1;
+    }
+    if (sb_auth_perms_set(c->b->auth, user, vhost, re, why, sizeof why) < 0) {
+        snprintf(c->why, sizeof c->why, "permissions of user '%.*s' in vhost '%.*s': %s",
+                 SB_STR_ARGS(user), SB_STR_ARGS(vhost), why);
+        return -1;
     }
     return 0;
+}
+
+/* At start-up, the saved file is the whole truth: a vhost it does not
+ * list was deleted (the default vhost "/" is made with the broker, so it
+ * goes here). Files from before vhosts could be deleted list "/". */
+static void
+drop_unlisted_vhosts(import_ctx *c, const json_t *doc)
+{
+    const json_t *arr = json_object_get(doc, "vhosts"), *o;
+    size_t i;
+
+    if (!c->at_start || !json_is_array(arr) || !json_object_get(doc, "users"))
+        return;
+    json_array_foreach(arr, i, o)
+        if (sb_str_eq_c(jstr(c, o, "name"), "/"))
+            return;
+    sb_broker_vhost_delete(c->b, SB_STR_LIT("/"));
 }
 
 /* One step failed: stop, or (at start-up) log it and go on. */
@@ -223,15 +338,23 @@ import_policy(import_ctx *c, const json_t *o)
 static int
 import_all(import_ctx *c, const json_t *doc)
 {
+    /* RabbitMQ's order: who and where before what. */
     int (*const step[])(import_ctx *, const json_t *) = {
-        import_policy, import_exchange, import_queue, import_binding,
+        import_user, import_vhost, import_permission, import_policy, import_exchange,
+        import_queue, import_binding,
     };
-    const char *const keys[] = { "policies", "exchanges", "queues", "bindings" };
+    const char *const keys[] = { "users", "vhosts", "permissions", "policies", "exchanges",
+                                 "queues", "bindings" };
     const json_t *o;
     size_t i;
 
-    if (check_vhosts(c, doc) < 0 && stop_here(c))
-        return -1;
+    c->default_alg = default_alg(c, doc);
+    if (c->at_start && json_object_get(doc, "users") != NULL) {
+        /* The saved user database replaces the empty one, even when it
+         * has no users left (a deleted default user stays deleted). */
+        sb_auth_clear(c->b->auth);
+        c->b->users_loaded = true;
+    }
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
         const json_t *arr = json_object_get(doc, keys[k]);
         if (arr != NULL && !json_is_array(arr)) {
@@ -249,6 +372,7 @@ import_all(import_ctx *c, const json_t *doc)
                 return -1;
         }
     }
+    drop_unlisted_vhosts(c, doc);
     return 0;
 }
 

@@ -1,7 +1,8 @@
 /* durable.c - what survives a restart (DESIGN.md principle 2).
  *
- * Definitions: durable exchanges, durable non-exclusive queues and the
- * bindings between durable ends are saved as one JSON document in
+ * Definitions: users, vhosts and permissions, durable exchanges, durable
+ * non-exclusive queues and the bindings between durable ends are saved as
+ * one JSON document (mode 0600: it holds password hashes) in
  * RabbitMQ's definitions format (plus each queue's log id), atomically,
  * by store/defs.c, whenever they changed, before the loop sleeps — so a
  * declare-ok, written after that, is only sent once the definition is on
@@ -264,22 +265,76 @@ vhost_json(sb_vhost *v, json_t *xs, json_t *qs, json_t *bs)
             json_array_append_new(qs, queue_json(val));
 }
 
+/* A comma-separated tag list as a JSON array of strings. */
+static json_t *
+tags_json(const char *tags)
+{
+    json_t *a = json_array();
+    const char *p = tags;
+
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        if (n > 0)
+            json_array_append_new(a, json_stringn(p, n));
+        p += n + (p[n] == ',');
+    }
+    return a;
+}
+
+/* {"name": ...} as RabbitMQ 3.10 exports a vhost, with its description and
+ * tags when it has them (which later RabbitMQ versions export too). */
+static json_t *
+vhost_entry(const sb_vhost *v)
+{
+    json_t *o = json_pack("{s:s}", "name", v->name);
+
+    if (v->description[0])
+        json_object_set_new(o, "description", json_string(v->description));
+    if (v->tags[0])
+        json_object_set_new(o, "tags", tags_json(v->tags));
+    return o;
+}
+
+static void
+user_entry(const sb_user *u, void *ud)
+{
+    json_t *tags = json_array();
+
+    for (size_t i = 0; i < sb_user_tag_count(u); i++)
+        json_array_append_new(tags, json_string(sb_user_tag(u, i)));
+    json_array_append_new(ud, json_pack("{s:s, s:s, s:s, s:o, s:{}}", "name", sb_user_name(u),
+                                        "password_hash", sb_user_hash(u), "hashing_algorithm",
+                                        sb_hash_alg_name(sb_user_alg(u)), "tags", tags,
+                                        "limits"));
+}
+
+static void
+perms_entry(const char *user, const char *vhost, const sb_perms *p, void *ud)
+{
+    json_array_append_new(ud, json_pack("{s:s, s:s, s:s, s:s, s:s}", "user", user, "vhost", vhost,
+                                         "configure", sb_perms_source(p, SB_PERM_CONFIGURE),
+                                         "write", sb_perms_source(p, SB_PERM_WRITE), "read",
+                                         sb_perms_source(p, SB_PERM_READ)));
+}
+
 static json_t *
 definitions(sb_broker *b)
 {
     json_t *vs = json_array(), *xs = json_array(), *qs = json_array(), *bs = json_array();
-    json_t *ps = json_array();
+    json_t *us = json_array(), *ps = json_array(), *pols = json_array();
     size_t it = 0;
-    sb_str name;
     void *val;
 
-    while (sb_map_next(&b->vhosts, &it, &name, &val)) {
-        json_array_append_new(vs, json_pack("{s:s#}", "name", name.p, (int)name.len));
+    while (sb_map_next(&b->vhosts, &it, NULL, &val)) {
+        json_array_append_new(vs, vhost_entry(val));
         vhost_json(val, xs, qs, bs);
-        sb_vhost_policies_json(val, ps);
+        sb_vhost_policies_json(val, pols);
     }
-    return json_pack("{s:s, s:o, s:o, s:o, s:o, s:o}", "product", "Switchboard", "vhosts", vs,
-                     "policies", ps, "queues", qs, "exchanges", xs, "bindings", bs);
+    sb_auth_each_user(b->auth, user_entry, us);
+    sb_auth_each_perms(b->auth, perms_entry, ps);
+    return json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "product", "Switchboard",
+                     "users", us, "vhosts", vs, "permissions", ps, "policies", pols, "queues",
+                     qs, "exchanges", xs, "bindings", bs);
 }
 
 static void

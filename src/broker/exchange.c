@@ -163,12 +163,30 @@ delayed_inner_type(const sb_amqp_table *args)
     return t && t->kind == SB_FV_LONGSTR ? sb_xtype_find(t->v.s) : NULL;
 }
 
+/* A new exchange with an alternate exchange: RabbitMQ checks read on the
+ * exchange and write on the AE (a message that would go there is as if
+ * published to it). An AE argument of the wrong type is left to the
+ * arguments check. */
+static int
+check_alternate_access(const sb_exchange_decl *d, sb_error *err)
+{
+    const sb_amqp_value *ae = d->args ? sb_amqp_table_get(d->args, "alternate-exchange") : NULL;
+    int rc;
+
+    if (ae == NULL || ae->kind != SB_FV_LONGSTR)
+        return 0;
+    if ((rc = sb_access_check(d->access, SB_PERM_READ, "exchange", d->name, err)) != 0)
+        return rc;
+    return sb_access_check(d->access, SB_PERM_WRITE, "exchange", ae->v.s, err);
+}
+
 int
 sb_exchange_declare(sb_vhost *v, const sb_exchange_decl *d, sb_error *err)
 {
     sb_exchange *x = sb_broker__exchange_find(v, d->name);
     const sb_xtype *type;
     bool delayed;
+    int rc;
 
     if (d->name.len == 0)
         return sb_error_set(err, SB_ACCESS_REFUSED, "operation not permitted on the default exchange");
@@ -182,12 +200,17 @@ sb_exchange_declare(sb_vhost *v, const sb_exchange_decl *d, sb_error *err)
     if (type == NULL)
         return sb_error_set(err, SB_COMMAND_INVALID, "unknown exchange type '%.*s'",
                             SB_STR_ARGS(d->type));
+    if (d->access != NULL &&
+        (rc = sb_access_check(d->access, SB_PERM_CONFIGURE, "exchange", d->name, err)) != 0)
+        return rc;
     if (x != NULL)
         return check_equivalent(v, x, d, err);
     if (sb_str_has_prefix(d->name, "amq."))
         return sb_error_set(err, SB_ACCESS_REFUSED,
                             "exchange name '%.*s' contains reserved prefix 'amq.*'",
                             SB_STR_ARGS(d->name));
+    if (d->access != NULL && (rc = check_alternate_access(d, err)) != 0)
+        return rc;
     x = sb_broker__exchange_new(v, d->name, type, d->durable, d->auto_delete, d->internal, d->args);
     x->delayed = delayed;
     if (x->durable)

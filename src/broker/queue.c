@@ -117,6 +117,27 @@ fill_info(const sb_queue *q, sb_queue_info *out)
     out->consumers = q->consumer_count;
 }
 
+/* RabbitMQ's checks for queue.declare: configure on the queue (its
+ * generated name for a server-named one), and for a new queue with a
+ * dead-letter exchange, read on the queue and write on the DLX (what
+ * dies there is as if published to it). A DLX argument of the wrong type
+ * is left to the arguments check. */
+static int
+check_declare_access(const sb_queue_decl *d, sb_str name, bool is_new, sb_error *err)
+{
+    const sb_amqp_value *dlx;
+    int rc;
+
+    if ((rc = sb_access_check(d->access, SB_PERM_CONFIGURE, "queue", name, err)) != 0 || !is_new)
+        return rc;
+    dlx = d->args ? sb_amqp_table_get(d->args, "x-dead-letter-exchange") : NULL;
+    if (dlx == NULL || dlx->kind != SB_FV_LONGSTR)
+        return 0;
+    if ((rc = sb_access_check(d->access, SB_PERM_READ, "queue", name, err)) != 0)
+        return rc;
+    return sb_access_check(d->access, SB_PERM_WRITE, "exchange", dlx->v.s, err);
+}
+
 int
 sb_queue_declare(sb_vhost *v, const sb_queue_decl *d, sb_queue_info *out, sb_error *err)
 {
@@ -150,10 +171,12 @@ sb_queue_declare(sb_vhost *v, const sb_queue_decl *d, sb_queue_info *out, sb_err
                             "queue name '%.*s' contains reserved prefix 'amq.*'",
                             SB_STR_ARGS(name));
     }
+    q = sb_broker__queue_find(v, name);
+    if (d->access != NULL && (rc = check_declare_access(d, name, q == NULL, err)) != 0)
+        return rc;
     snprintf(text, sizeof text, "%.*s", SB_STR_ARGS(name));
     if ((rc = sb_broker__queue_args_check(text, v->name, d->args, err)) != 0)
         return rc;
-    q = sb_broker__queue_find(v, name);
     if (q != NULL) {
         if ((rc = sb_broker__queue_access(q, d->owner, err)) != 0)
             return rc;

@@ -1,13 +1,13 @@
 /* definitions.c - `switchboard definitions export FILE` and `import FILE`
- * (issue 3): the topology (exchanges, queues, bindings with their
- * arguments) as a RabbitMQ definitions JSON file, through the management
- * API's GET and POST /api/definitions.
+ * (issue 3): users, vhosts, permissions and the topology (exchanges,
+ * queues, bindings with their arguments) as a RabbitMQ definitions JSON
+ * file, through the management API's GET and POST /api/definitions.
  *
  * The same paths exist on RabbitMQ's management plugin, so this moves a
  * topology in either direction: a file exported from Switchboard imports
  * into RabbitMQ (this command, `rabbitmqctl import_definitions` or the
  * management UI), and a RabbitMQ export imports into Switchboard, which
- * ignores the kinds it does not have yet (users, permissions, parameters);
+ * ignores the kinds it does not have yet (topic permissions, parameters);
  * this command prints a warning line for each such kind.
  * Runs on the CLI's only thread.
  */
@@ -25,14 +25,16 @@ static const char usage_text[] =
     "usage: switchboard definitions export FILE [--http URL]\n"
     "       switchboard definitions import FILE [--http URL]\n"
     "\n"
-    "export writes the broker's durable exchanges, queues and bindings (with\n"
-    "their arguments) and policies to FILE ('-' for standard output) in RabbitMQ's\n"
+    "export writes the broker's users (with their password hashes), vhosts,\n"
+    "permissions, policies and durable exchanges, queues and bindings (with\n"
+    "their arguments) to FILE ('-' for standard output) in RabbitMQ's\n"
     "definitions format (GET /api/definitions); RabbitMQ imports it with\n"
     "`rabbitmqctl import_definitions FILE` or its management API.\n"
     "\n"
     "import declares what FILE describes (POST /api/definitions). FILE may be a\n"
-    "RabbitMQ export: against Switchboard, users, permissions, topic\n"
-    "permissions and parameters are ignored, with a warning per kind.\n"
+    "RabbitMQ export: against Switchboard, topic permissions and parameters\n"
+    "are ignored, with a warning per kind. Users are created or replaced,\n"
+    "vhosts created.\n"
     "As in RabbitMQ, exchanges and queues that already exist are left as they\n"
     "are, and the first error stops the import (what came before stays).\n"
     "\n"
@@ -91,7 +93,7 @@ static int export_defs(const char *http, const char *file)
 
 /* Kinds Switchboard does not import yet (it logs them too). */
 static const char *const ignored_kinds[] = {
-    "users", "permissions", "topic_permissions", "parameters", "global_parameters",
+    "topic_permissions", "parameters", "global_parameters",
 };
 
 /* Against Switchboard (its /api/overview says so), one warning line per

@@ -242,9 +242,14 @@ sb_cli_serve(int argc, char **argv)
     sb_timer_init(&ctx.stop_timer, stop_now, &ctx);
     sb_loop_add_before_sleep(ctx.loop, before_sleep, &ctx);
     if (sb_loop_on_signal(ctx.loop, on_signal, &ctx) < 0 ||
-        sb_serve_store_open(&ctx.store, ctx.loop, broker, ctx.sessions, c.data_dir) < 0 ||
-        open_listeners(&ctx, &c) < 0 ||
-        open_http(&ctx, broker, &c) < 0) {
+        sb_serve_store_open(&ctx.store, ctx.loop, broker, ctx.sessions, c.data_dir) < 0) {
+        rc = 1;
+        goto out;
+    }
+    /* After the saved definitions: the default user is made on first
+     * start only, as RabbitMQ's. */
+    sb_broker_default_user(broker, c.default_user, c.default_pass);
+    if (open_listeners(&ctx, &c) < 0 || open_http(&ctx, broker, &c) < 0) {
         rc = 1;
         goto out;
     }

@@ -38,12 +38,60 @@ sb_http__reply_broker_error(sb_http_req *r, int code, const sb_error *err)
         break;
     case SB_ACCESS_REFUSED:
     case SB_NOT_ALLOWED:
-        sb_http__reply_error(r, MHD_HTTP_UNAUTHORIZED, "not_authorized", "Access refused.");
+        sb_http__reply_error(r, MHD_HTTP_UNAUTHORIZED, "not_authorised", "Access refused.");
         break;
     default:
         sb_http__reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "%s", err->text);
         break;
     }
+}
+
+void
+sb_http__reply_amqp_error(sb_http_req *r, int code, const sb_error *err)
+{
+    sb_http__reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "%d %s - %s", code,
+                         sb_reply_name(code), err->text);
+}
+
+sb_access *
+sb_http__perms(sb_http_req *r, const sb_vhost *v)
+{
+    if (r->access.vhost != sb_vhost_name(v)) {
+        sb_access_free(&r->access);
+        sb_access_init(&r->access, sb_broker_auth(r->h->broker), r->user, sb_vhost_name(v));
+    }
+    return &r->access;
+}
+
+bool
+sb_http__vhost_visible(sb_http_req *r, const sb_vhost *v)
+{
+    if (r->tags & (SB_TAG_ADMINISTRATOR | SB_TAG_MONITORING))
+        return true;
+    return sb_access_vhost_ok(sb_http__perms(r, v));
+}
+
+typedef struct visible_ctx {
+    sb_http_req *r;
+    void (*fn)(sb_vhost *v, void *ud);
+    void *ud;
+} visible_ctx;
+
+static void
+visible_only(sb_vhost *v, void *arg)
+{
+    visible_ctx *c = arg;
+
+    if (sb_http__vhost_visible(c->r, v))
+        c->fn(v, c->ud);
+}
+
+void
+sb_http__each_visible_vhost(sb_http_req *r, void (*fn)(sb_vhost *v, void *ud), void *ud)
+{
+    visible_ctx c = { r, fn, ud };
+
+    sb_broker_each_vhost(r->h->broker, visible_only, &c);
 }
 
 static const char *

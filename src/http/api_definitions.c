@@ -3,18 +3,19 @@
  * Switchboard and a RabbitMQ cluster in one step.
  *
  * GET answers the broker's durable definitions (sb_broker_definitions_json:
- * durable exchanges, durable non-exclusive queues, bindings between
- * durable ends, as RabbitMQ exports them) in RabbitMQ's top-level shape:
- * product_name, product_version, users, vhosts, permissions,
- * topic_permissions, parameters, global_parameters, policies, queues,
- * exchanges, bindings. Switchboard has no users or parameters to export,
+ * users with their password hashes, vhosts, permissions, durable
+ * exchanges, durable non-exclusive queues, bindings between durable ends,
+ * as RabbitMQ exports them) in RabbitMQ's top-level shape: product_name,
+ * product_version, users, vhosts, permissions, topic_permissions,
+ * parameters, global_parameters, policies, queues, exchanges, bindings.
+ * Switchboard has no topic permissions or parameters to export,
  * so those arrays are empty; the queue log ids the broker keeps in its own
- * copy are removed.
+ * copy are removed. Administrators only, as in RabbitMQ.
  *
  * POST imports such a document, RabbitMQ's own exports included, through
  * sb_broker_import_definitions (broker/defs_import.c, which also loads the
  * saved definitions at start-up): the first error stops the import with
- * 400 and its reason (what came before stays). Users, permissions and
+ * 400 and its reason (what came before stays). Topic permissions and
  * parameters are ignored with a warning logged per kind.
  * Runs on the loop thread.
  */
@@ -28,7 +29,7 @@
 
 /* Kinds of a RabbitMQ export that Switchboard has no notion of yet. */
 static const char *const ignored_kinds[] = {
-    "users", "permissions", "topic_permissions", "parameters", "global_parameters",
+    "topic_permissions", "parameters", "global_parameters",
 };
 
 /* GET /api/definitions */

@@ -140,14 +140,27 @@ dead_letter_json(const sb_deliver_info *d, const sb_amqp_props *p)
                      "x-first-death-exchange", header_json(p, "x-first-death-exchange"));
 }
 
-/* The vhost and the queue of the path, or NULL after answering 404. */
+/* The vhost and the queue of the path, or NULL after answering 404, or
+ * 401 when the user may not read the queue (nor, to replay, write to the
+ * default exchange), as management answers refused AMQP operations. */
 static sb_vhost *
-dlq_target(sb_http_req *r, sb_queue_view *qv)
+dlq_target(sb_http_req *r, sb_queue_view *qv, bool replay)
 {
     sb_vhost *v = sb_http__vhost_or_404(r);
+    sb_error err = { 0 };
+    int rc;
 
     if (v != NULL && !sb_vhost_queue_view(v, r->params[1], qv)) {
         sb_http__reply_not_found(r);
+        return NULL;
+    }
+    if (v == NULL)
+        return NULL;
+    rc = sb_access_check(sb_http__perms(r, v), SB_PERM_READ, "queue", r->params[1], &err);
+    if (rc == 0 && replay)
+        rc = sb_access_check(sb_http__perms(r, v), SB_PERM_WRITE, "exchange", SB_STR_NULL, &err);
+    if (rc != 0) {
+        sb_http__reply_broker_error(r, rc, &err);
         return NULL;
     }
     return v;
@@ -165,8 +178,8 @@ sb_http__api_dlq(sb_http_req *r)
     uint32_t limit;
     sb_vhost *v;
 
-    if ((v = dlq_target(r, &qv)) == NULL || !query_limit(r, DLQ_DEFAULT_LIMIT, DLQ_MAX_LIMIT,
-                                                         &limit))
+    if ((v = dlq_target(r, &qv, false)) == NULL ||
+        !query_limit(r, DLQ_DEFAULT_LIMIT, DLQ_MAX_LIMIT, &limit))
         goto out;
     ch = sb_bchan_new(r->h->broker, v, &dlq_owner);
     for (uint32_t i = 0; i < limit; i++) {
@@ -300,7 +313,7 @@ sb_http__api_dlq_replay(sb_http_req *r)
 
     c.to = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "to");
     sb_http__trace_who(r, &c.who, c.conn, sizeof c.conn);
-    if ((c.v = dlq_target(r, &qv)) == NULL ||
+    if ((c.v = dlq_target(r, &qv, true)) == NULL ||
         !query_limit(r, qv.messages_ready ? qv.messages_ready : 1, UINT32_MAX, &limit))
         goto out;
     if (c.to != NULL && c.to[0] == '\0') {

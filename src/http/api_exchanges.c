@@ -63,7 +63,7 @@ sb_http__api_exchanges(sb_http_req *r)
     sb_vhost *v;
 
     if (r->nparams == 0) {
-        sb_broker_each_vhost(r->h->broker, append_vhost_exchanges, list);
+        sb_http__each_visible_vhost(r, append_vhost_exchanges, list);
     } else {
         if ((v = sb_http__vhost_or_404(r)) == NULL)
             goto out;
@@ -134,6 +134,7 @@ sb_http__api_exchange_put(sb_http_req *r)
         goto out;
     }
     existed = sb_vhost_exchange_view(v, d.name, &xv);
+    d.access = sb_http__perms(r, v);
     if ((rc = sb_exchange_declare(v, &d, &err)) != 0)
         sb_http__reply_broker_error(r, rc, &err);
     else
@@ -158,7 +159,15 @@ sb_http__api_exchange_delete(sb_http_req *r)
         sb_http__reply_not_found(r);
         return;
     }
-    rc = sb_exchange_delete(v, exchange_param(r), q != NULL && strcmp(q, "true") == 0, &err);
+    /* As exchange.delete: the default and amq.* exchanges are refused
+     * before permissions are looked at. */
+    rc = exchange_param(r).len == 0 || sb_str_has_prefix(exchange_param(r), "amq.")
+             ? 0
+             : sb_access_check(sb_http__perms(r, v), SB_PERM_CONFIGURE, "exchange",
+                               exchange_param(r), &err);
+    if (rc == 0)
+        rc = sb_exchange_delete(v, exchange_param(r), q != NULL && strcmp(q, "true") == 0,
+                                &err);
     if (rc != 0)
         sb_http__reply_broker_error(r, rc, &err);
     else
@@ -243,7 +252,7 @@ sb_http__api_bindings(sb_http_req *r)
     sb_vhost *v;
 
     if (r->nparams == 0) {
-        sb_broker_each_vhost(r->h->broker, append_vhost_bindings, list);
+        sb_http__each_visible_vhost(r, append_vhost_bindings, list);
     } else {
         if ((v = sb_http__vhost_or_404(r)) == NULL)
             goto out;

@@ -1,4 +1,4 @@
-/* api_nodes.c - /api/nodes (one node: this process), /api/whoami and
+/* api_nodes.c - /api/nodes (one node: this process) and
  * /api/aliveness-test/{vhost} in RabbitMQ management's shapes, and the
  * resource-alarm health checks.
  *
@@ -104,14 +104,6 @@ sb_http__api_nodes(sb_http_req *r)
         return;
     }
     sb_http__reply_json(r, MHD_HTTP_OK, node_json(r->h));
-}
-
-/* GET /api/whoami: the one user there is, an administrator. */
-void
-sb_http__api_whoami(sb_http_req *r)
-{
-    sb_http__reply_json(r, MHD_HTTP_OK,
-                        json_pack("{s:s,s:[s]}", "name", r->user, "tags", "administrator"));
 }
 
 /* Declares the aliveness-test queue, publishes a message to it and gets

@@ -59,6 +59,14 @@ sb_http__api_policy(sb_http_req *r)
 
     if (v == NULL || !name_param(r, name, sizeof name))
         return;
+    /* Reading policies needs a management tag; changing them policymaker
+     * or administrator (RabbitMQ's is_authorized_policies). */
+    if (r->method != SB_HTTP_GET && r->method != SB_HTTP_HEAD &&
+        !(r->tags & (SB_TAG_POLICYMAKER | SB_TAG_ADMINISTRATOR))) {
+        sb_http__reply_error(r, MHD_HTTP_UNAUTHORIZED, "not_authorised",
+                             "User not authorised to access object");
+        return;
+    }
     if (r->method == SB_HTTP_DELETE) {
         if (sb_policy_delete(v, name) < 0)
             sb_http__reply_not_found(r);

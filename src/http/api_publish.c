@@ -331,6 +331,14 @@ publish(sb_http_req *r, sb_vhost *v, sb_str exchange, const publish_req *p,
                              "out of memory for a %zu-byte message", body_len);
         return;
     }
+    /* RabbitMQ management publishes as the caller, through a channel: a
+     * refusal is its AMQP error in a 400. */
+    rc = sb_access_check(sb_http__perms(r, v), SB_PERM_WRITE, "exchange", exchange, &err);
+    if (rc != 0) {
+        sb_msg_unref(m);
+        sb_http__reply_amqp_error(r, rc, &err);
+        return;
+    }
     sb_http__trace_who(r, &who, conn, sizeof conn);
     sb_trace_mark(r->h->broker, m, headers);
     rc = sb_publish_as(v, &who, m, headers, &res, &err);

@@ -108,7 +108,7 @@ sb_http__api_queues(sb_http_req *r)
     sb_vhost *v;
 
     if (r->nparams == 0) {
-        sb_broker_each_vhost(r->h->broker, append_vhost_queues, list);
+        sb_http__each_visible_vhost(r, append_vhost_queues, list);
     } else {
         if ((v = sb_http__vhost_or_404(r)) == NULL)
             goto out;
@@ -184,6 +184,7 @@ sb_http__api_queue_put(sb_http_req *r)
         !read_queue_body(r, &d, &args, &arena))
         goto out;
     existed = sb_vhost_queue_view(v, d.name, &qv);
+    d.access = sb_http__perms(r, v);
     if ((rc = sb_queue_declare(v, &d, &info, &err)) != 0)
         sb_http__reply_broker_error(r, rc, &err);
     else
@@ -216,8 +217,10 @@ sb_http__api_queue_delete(sb_http_req *r)
         sb_http__reply_not_found(r);
         return;
     }
-    rc = sb_queue_delete(v, r->params[1], NULL, query_true(r, "if-unused"),
-                         query_true(r, "if-empty"), &count, &err);
+    rc = sb_access_check(sb_http__perms(r, v), SB_PERM_CONFIGURE, "queue", r->params[1], &err);
+    if (rc == 0)
+        rc = sb_queue_delete(v, r->params[1], NULL, query_true(r, "if-unused"),
+                             query_true(r, "if-empty"), &count, &err);
     if (rc != 0)
         sb_http__reply_broker_error(r, rc, &err);
     else
@@ -235,7 +238,9 @@ sb_http__api_queue_purge(sb_http_req *r)
 
     if ((v = sb_http__vhost_or_404(r)) == NULL)
         return;
-    rc = sb_queue_purge(v, r->params[1], NULL, &count, &err);
+    rc = sb_access_check(sb_http__perms(r, v), SB_PERM_READ, "queue", r->params[1], &err);
+    if (rc == 0)
+        rc = sb_queue_purge(v, r->params[1], NULL, &count, &err);
     if (rc == SB_NOT_FOUND)
         sb_http__reply_not_found(r);
     else if (rc != 0)

@@ -23,7 +23,10 @@
  * Answers: 200 with the reply's body, Content-Type (its content_type, or
  * application/octet-stream) and X-Correlation-Id; 504 {"error":"timeout"};
  * 404 for a missing vhost or queue; 503 {"error":"no_consumer"}; 400 for
- * a bad timeout_ms or header. Runs on the loop thread.
+ * a bad timeout_ms or header; 403 {"error":"access_refused"} for a user
+ * without write permission on the default exchange (any user with that
+ * permission may call: no management tag is needed). Runs on the loop
+ * thread.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,6 +222,29 @@ sb_http__rpc_stop(sb_http *h)
     sb_map_free(&h->rpcs);
 }
 
+void
+sb_http__rpc_vhost_gone(sb_http *h, sb_vhost *v)
+{
+    sb_str key = sb_str_c(sb_vhost_name(v));
+    sb_http_rpc *rpc = sb_map_get(&h->rpcs, key);
+    size_t it = 0;
+    void *val;
+
+    if (rpc == NULL)
+        return;
+    while (sb_map_next(&rpc->calls, &it, NULL, &val)) {
+        sb_http_call *c = val;
+        sb_http_req *r = c->r;
+        call_finish(c);
+        sb_http__reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "vhost_deleted",
+                             "vhost '%s' was deleted while the call waited", sb_vhost_name(v));
+    }
+    sb_map_del(&h->rpcs, key);
+    sb_bchan_free(rpc->ch);
+    sb_map_free(&rpc->calls);
+    sb_free(rpc);
+}
+
 /* ---- the endpoint ---- */
 
 /* timeout_ms from the query string into *out; answers 400 and returns
@@ -401,6 +427,19 @@ call_wait(sb_http_req *r, sb_http_call *c)
     sb_timer_start(r->h->loop, &c->timer, c->timeout_ms);
 }
 
+/* A call is a publish to the default exchange: the caller needs write
+ * permission on it ("amq.default"), else 403 with RabbitMQ's words. */
+static bool
+may_publish(sb_http_req *r, sb_vhost *v)
+{
+    sb_error err = { 0 };
+
+    if (sb_access_check(sb_http__perms(r, v), SB_PERM_WRITE, "exchange", SB_STR_NULL, &err) == 0)
+        return true;
+    sb_http__reply_error(r, MHD_HTTP_FORBIDDEN, "access_refused", "%s", err.text);
+    return false;
+}
+
 void
 sb_http__api_rpc(sb_http_req *r)
 {
@@ -414,8 +453,8 @@ sb_http__api_rpc(sb_http_req *r)
     sb_vhost *v;
 
     r->h->rpc_stats.calls++;
-    if ((v = sb_http__vhost_or_404(r)) == NULL || !read_timeout(r, &timeout_ms) ||
-        !queue_served(r, v, queue))
+    if ((v = sb_http__vhost_or_404(r)) == NULL || !may_publish(r, v) ||
+        !read_timeout(r, &timeout_ms) || !queue_served(r, v, queue))
         goto out;
     if (r->body_len > max) {
         sb_http__reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large",

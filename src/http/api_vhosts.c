@@ -1,72 +1,151 @@
-/* api_vhosts.c - GET /api/vhosts and GET /api/vhosts/{vhost}.
+/* api_vhosts.c - virtual hosts in RabbitMQ management's shapes:
+ * GET /api/vhosts (the vhosts the user may see), and for administrators
+ * GET, PUT (create, or update description and tags) and DELETE
+ * /api/vhosts/{vhost}.
  *
- * The broker has one vhost, "/", and no way yet to list vhosts, so the
- * list is the known names that sb_broker_vhost finds. Runs on the loop
- * thread.
+ * As in RabbitMQ 3.10: a vhost is created with its own default and amq.*
+ * exchanges, and the administrator who created it gets every permission
+ * there; deleting one closes its connections (320) and removes its
+ * queues, exchanges and bindings, durable ones from disk too, and every
+ * permission in it. Runs on the loop thread.
  */
+#include <string.h>
+
 #include "http_int.h"
 
-static const char *const known_vhosts[] = { "/" };
+#define NODE_NAME "switchboard@localhost"
+
+static json_t *
+tags_json(const char *tags)
+{
+    json_t *a = json_array();
+
+    while (*tags) {
+        size_t n = strcspn(tags, ",");
+        if (n > 0)
+            json_array_append_new(a, json_stringn(tags, n));
+        tags += n + (tags[n] == ',');
+    }
+    return a;
+}
 
 static json_t *
 vhost_json(const sb_vhost *v)
 {
-    return json_pack("{s:s,s:b}", "name", sb_vhost_name(v), "tracing", sb_vhost_tracing(v));
+    const char *desc = sb_vhost_description(v);
+
+    return json_pack("{s:s, s:s, s:o, s:s, s:{s:s, s:o}, s:b, s:{s:s}}", "name",
+                     sb_vhost_name(v), "description", desc, "tags", tags_json(sb_vhost_tags(v)),
+                     "default_queue_type", "undefined", "metadata", "description", desc, "tags",
+                     tags_json(sb_vhost_tags(v)), "tracing", sb_vhost_tracing(v), "cluster_state",
+                     NODE_NAME, "running");
 }
 
+static void
+append_vhost(sb_vhost *v, void *ud)
+{
+    json_array_append_new(ud, vhost_json(v));
+}
+
+/* GET /api/vhosts, GET /api/vhosts/{vhost} */
 void
 sb_http__api_vhosts(sb_http_req *r)
 {
-    sb_broker *b = r->h->broker;
     json_t *list;
 
     if (r->nparams == 1) {
-        sb_vhost *v = sb_broker_vhost(b, r->params[0]);
-        if (v == NULL) {
-            sb_http__reply_error(r, MHD_HTTP_NOT_FOUND, "Object Not Found", "Not Found");
-            return;
-        }
-        sb_http__reply_json(r, MHD_HTTP_OK, vhost_json(v));
+        sb_vhost *v = sb_http__vhost_or_404(r);
+        if (v != NULL)
+            sb_http__reply_json(r, MHD_HTTP_OK, vhost_json(v));
         return;
     }
     list = json_array();
-    for (size_t i = 0; i < sizeof known_vhosts / sizeof known_vhosts[0]; i++) {
-        sb_vhost *v = sb_broker_vhost(b, sb_str_c(known_vhosts[i]));
-        if (v != NULL)
-            json_array_append_new(list, vhost_json(v));
-    }
+    sb_http__each_visible_vhost(r, append_vhost, list);
+    sb_http__sort_by_name(list);
     sb_http__reply_json(r, MHD_HTTP_OK, list);
 }
 
+/* "tags" as RabbitMQ takes it: a comma-separated string or a list of
+ * strings. Writes the comma-separated form into buf; false when the value
+ * is of another type. */
+static bool
+body_tags(const json_t *t, char *buf, size_t len)
+{
+    const json_t *e;
+    size_t i, used = 0;
+
+    buf[0] = '\0';
+    if (json_is_string(t)) {
+        snprintf(buf, len, "%s", json_string_value(t));
+        return true;
+    }
+    if (!json_is_array(t))
+        return false;
+    json_array_foreach(t, i, e) {
+        int n;
+        if (!json_is_string(e))
+            return false;
+        n = snprintf(buf + used, len - used, "%s%s", used ? "," : "", json_string_value(e));
+        if (n < 0 || (size_t)n >= len - used)
+            return false;
+        used += (size_t)n;
+    }
+    return true;
+}
+
 /* PUT /api/vhosts/{vhost} with an optional JSON object body
- * ({"description":..., "tags":..., "tracing":...}). RabbitMQ answers 201
- * when it creates the vhost and 204 when it exists; the broker cannot
- * create vhosts yet, so only the existing ones succeed (204). "tracing"
- * turns the firehose (amq.rabbitmq.trace) on or off, as RabbitMQ's
- * management does; left out, it is unchanged. */
+ * ({"description":..., "tags":..., "tracing":...}): 201 when created,
+ * 204 when it existed (its description and tags replaced, as in RabbitMQ:
+ * left out means empty). */
 void
 sb_http__api_vhost_put(sb_http_req *r)
 {
+    static const sb_str all[SB_PERM_COUNT] = { SB_STR_LIT(".*"), SB_STR_LIT(".*"),
+                                               SB_STR_LIT(".*") };
+    const json_t *desc = json_object_get(r->json, "description");
+    const json_t *tags = json_object_get(r->json, "tags");
     sb_vhost *v = sb_broker_vhost(r->h->broker, r->params[0]);
-    bool bad = false, tracing = false;
+    bool bad = false, tracing;
+    char tagbuf[1024], why[200];
+    int rc;
 
     if (r->json != NULL && !json_is_object(r->json)) {
+        sb_http__reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "not_json");
+        return;
+    }
+    tracing = sb_http__json_bool(r->json, "tracing", v != NULL && sb_vhost_tracing(v), &bad);
+    if (bad || (desc != NULL && !json_is_string(desc)) ||
+        (tags != NULL && !body_tags(tags, tagbuf, sizeof tagbuf))) {
         sb_http__reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
-                             "the body must be a JSON object");
+                             "description must be a string, tags a string or a list of "
+                             "strings, and tracing a boolean");
         return;
     }
-    if (v != NULL)
-        tracing = sb_http__json_bool(r->json, "tracing", sb_vhost_tracing(v), &bad);
-    if (bad) {
-        sb_http__reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "tracing must be a boolean");
+    /* RabbitMQ's PUT replaces the metadata: what the body leaves out is
+     * emptied. */
+    rc = sb_broker_vhost_put(r->h->broker, r->params[0], desc ? json_string_value(desc) : "",
+                             tags ? tagbuf : "");
+    if (rc < 0) {
+        sb_http__reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "a vhost needs a name");
         return;
     }
-    if (v == NULL) {
-        sb_http__reply_error(r, MHD_HTTP_NOT_IMPLEMENTED, "not_implemented",
-                             "creating vhost '%.*s' is not supported yet; only '/' exists",
-                             SB_STR_ARGS(r->params[0]));
-        return;
-    }
-    sb_vhost_set_tracing(v, tracing);
-    sb_http__reply_empty(r, MHD_HTTP_NO_CONTENT);
+    /* "tracing" turns the firehose (amq.rabbitmq.trace) on or off, as
+     * RabbitMQ's management does; left out, it is unchanged. */
+    sb_vhost_set_tracing(sb_broker_vhost(r->h->broker, r->params[0]), tracing);
+    /* RabbitMQ gives the user who created a vhost every permission in it. */
+    if (rc == 1 && sb_auth_perms_set(sb_broker_auth(r->h->broker), sb_str_c(r->user),
+                                     r->params[0], all, why, sizeof why) < 0)
+        sb_http__reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal_error", "%s", why);
+    else
+        sb_http__reply_empty(r, rc == 1 ? MHD_HTTP_CREATED : MHD_HTTP_NO_CONTENT);
+}
+
+/* DELETE /api/vhosts/{vhost}: 204, or 404 when there is none. */
+void
+sb_http__api_vhost_delete(sb_http_req *r)
+{
+    if (sb_broker_vhost_delete(r->h->broker, r->params[0]) < 0)
+        sb_http__reply_not_found(r);
+    else
+        sb_http__reply_empty(r, MHD_HTTP_NO_CONTENT);
 }

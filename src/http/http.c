@@ -243,6 +243,16 @@ start_all(sb_http *h, const char *bind, uint16_t port)
     return h->ndaemons > 0 ? 0 : last;
 }
 
+/* A vhost is about to be deleted: the RPC channel the server holds there
+ * goes first. Its requests in flight elsewhere need nothing: they hold no
+ * vhost between calls. */
+static void
+broker_event(void *arg, sb_broker_event ev, sb_vhost *v, const char *user)
+{
+    if (ev == SB_BROKER_VHOST_DELETING)
+        sb_http__rpc_vhost_gone(arg, v);
+}
+
 int
 sb_http_start(sb_loop *loop, sb_broker *broker, const sb_http_opts *o, sb_http **out)
 {
@@ -256,8 +266,10 @@ sb_http_start(sb_loop *loop, sb_broker *broker, const sb_http_opts *o, sb_http *
                                                 : SB_HTTP_DEFAULT_HEADER_TIMEOUT_MS;
     h->body_timeout_ms = o->body_timeout_ms ? o->body_timeout_ms : SB_HTTP_DEFAULT_BODY_TIMEOUT_MS;
     h->loopback_users_only = o->loopback_users_only;
-    snprintf(h->user, sizeof h->user, "%s", o->default_user ? o->default_user : "");
-    snprintf(h->pass, sizeof h->pass, "%s", o->default_pass ? o->default_pass : "");
+    snprintf(h->default_user, sizeof h->default_user, "%s", o->default_user ? o->default_user : "");
+    /* A no-op unless the broker's user database is new (`serve` seeds it
+     * before starting HTTP): embedders and tests get their user here. */
+    sb_broker_default_user(broker, o->default_user, o->default_pass);
     sb_list_init(&h->conns);
     sb_list_init(&h->suspended);
     sb_list_init(&h->durable_waits);
@@ -273,6 +285,7 @@ sb_http_start(sb_loop *loop, sb_broker *broker, const sb_http_opts *o, sb_http *
         return rc;
     }
     run_all(h);
+    sb_broker_watch(broker, broker_event, h);
     *out = h;
     return 0;
 }
@@ -294,6 +307,7 @@ sb_http_stop(sb_http *h)
 {
     if (h == NULL)
         return;
+    sb_broker_unwatch(h->broker, broker_event, h);
     sb_timer_stop(h->loop, &h->run_timer);
     sb_timer_stop(h->loop, &h->sweep_timer);
     /* MHD panics when stopped with suspended connections: resume them

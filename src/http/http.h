@@ -39,9 +39,12 @@ typedef struct sb_http_opts {
     size_t max_body_bytes;         /* larger bodies get 413; 0 = default */
     uint32_t header_timeout_ms;    /* request line + headers, also keep-alive idle; 0 = default */
     uint32_t body_timeout_ms;      /* whole request body once headers are in; 0 = default */
-    const char *default_user;      /* HTTP Basic credentials accepted */
+    const char *default_user;      /* created in the broker's user database if it has none
+                                      yet (serve has done it already); with
+                                      loopback_users_only, that user may log in from
+                                      loopback peers only (as AMQP) */
     const char *default_pass;
-    bool loopback_users_only;      /* default user from loopback peers only (as AMQP) */
+    bool loopback_users_only;
 } sb_http_opts;
 
 /* Opens one listening socket per bind address (IPv6 ones are V6ONLY) and

@@ -48,11 +48,24 @@ enum {
 
 typedef void (*sb_http_handler)(sb_http_req *r);
 
+/* Who may use a route (RabbitMQ management's rules). The values line up
+ * with the boolean "public" rows once had: false (0) is the default,
+ * true (1) public. */
+typedef enum sb_http_level {
+    SB_HTTP_MANAGEMENT = 0,    /* a user with a management tag: management, policymaker,
+                                  monitoring or administrator */
+    SB_HTTP_PUBLIC = 1,        /* no credentials needed */
+    SB_HTTP_ADMIN,             /* a user with the administrator tag */
+    SB_HTTP_ANY_USER,          /* any user; permissions decide (Switchboard's RPC bridge) */
+} sb_http_level;
+
 typedef struct sb_http_route {
     unsigned methods;          /* SB_HTTP_* bits; GET routes answer HEAD too */
-    const char *pattern;       /* "/api/queues/{vhost}/{name}": {x} matches one segment */
+    const char *pattern;       /* "/api/queues/{vhost}/{name}": {x} matches one segment.
+                                  A {vhost} is always the first capture: a user who is not
+                                  an administrator needs permissions there (else 401) */
     sb_http_handler fn;
-    bool is_public;            /* no credentials needed */
+    sb_http_level level;
     bool takes_json;           /* a non-empty body must be JSON (else 400), in r->json */
 } sb_http_route;
 
@@ -70,10 +83,9 @@ struct sb_http {
     size_t max_body_bytes;
     uint32_t header_timeout_ms;
     uint32_t body_timeout_ms;
-    bool loopback_users_only;
+    bool loopback_users_only;  /* default_user from loopback peers only */
     bool is_starting;          /* MHD's messages are warnings only while starting */
-    char user[64];
-    char pass[64];
+    char default_user[64];
     sb_http_daemon daemons[SB_HTTP__MAX_DAEMONS];
     int ndaemons;
     sb_timer run_timer;        /* from MHD_get_timeout: when MHD_run is due */
@@ -121,7 +133,9 @@ struct sb_http_req {
     bool is_queued;            /* the answer is with MHD */
     struct MHD_Response *resp; /* the answer, once there is one */
     unsigned status;
-    char user[64];             /* authenticated user */
+    char user[128];            /* authenticated user */
+    unsigned tags;             /* the user's SB_TAG_* bits */
+    sb_access access;          /* the user's permissions in the path's vhost, if it has one */
     sb_http_call *call;        /* the RPC this request waits on (api_rpc.c), or NULL */
     sb_http_wait *wait;        /* its publish waiting for the disk, or NULL */
 };
@@ -195,6 +209,8 @@ void sb_http__trace_who(sb_http_req *r, sb_trace_who *who, char *buf, size_t len
 /* r is being freed while its call waits: forget the call (a late reply is
  * then dropped). */
 void sb_http__call_abandon(sb_http_req *r);
+/* v is being deleted: its RPC channel goes, its waiting calls get 503. */
+void sb_http__rpc_vhost_gone(sb_http *h, sb_vhost *v);
 /* Frees every vhost's RPC channel; after the daemons are stopped. */
 void sb_http__rpc_stop(sb_http *h);
 
@@ -242,6 +258,17 @@ extern const size_t sb_http__ui_nfiles;
 void sb_http__api_overview(sb_http_req *r);
 void sb_http__api_vhosts(sb_http_req *r);
 void sb_http__api_vhost_put(sb_http_req *r);
+void sb_http__api_vhost_delete(sb_http_req *r);
+void sb_http__api_whoami(sb_http_req *r);
+void sb_http__api_users(sb_http_req *r);
+void sb_http__api_user_put(sb_http_req *r);
+void sb_http__api_user_delete(sb_http_req *r);
+void sb_http__api_users_without_permissions(sb_http_req *r);
+void sb_http__api_users_bulk_delete(sb_http_req *r);
+void sb_http__api_permissions(sb_http_req *r);
+void sb_http__api_permission_put(sb_http_req *r);
+void sb_http__api_permission_delete(sb_http_req *r);
+void sb_http__api_topic_permissions(sb_http_req *r);
 void sb_http__api_health_ok(sb_http_req *r);
 void sb_http__api_queues(sb_http_req *r);
 void sb_http__api_queue_put(sb_http_req *r);
@@ -271,7 +298,6 @@ void sb_http__api_exchange_bindings_source(sb_http_req *r);
 void sb_http__api_exchange_bindings_destination(sb_http_req *r);
 void sb_http__api_queue_get(sb_http_req *r);
 void sb_http__api_nodes(sb_http_req *r);
-void sb_http__api_whoami(sb_http_req *r);
 void sb_http__api_aliveness(sb_http_req *r);
 void sb_http__api_health_alarms(sb_http_req *r);
 void sb_http__api_metrics(sb_http_req *r);
@@ -282,6 +308,18 @@ void sb_http__ui(sb_http_req *r);
 sb_vhost *sb_http__vhost_or_404(sb_http_req *r);
 /* RabbitMQ's 404 for a missing object: {"error":"Object Not Found","reason":"Not Found"}. */
 void sb_http__reply_not_found(sb_http_req *r);
+/* True when r's user may see v in listings: administrators and
+ * monitoring users see every vhost, others those they have permissions
+ * in (RabbitMQ's list_visible_vhosts). */
+bool sb_http__vhost_visible(sb_http_req *r, const sb_vhost *v);
+/* sb_broker_each_vhost over the vhosts r's user may see. */
+void sb_http__each_visible_vhost(sb_http_req *r, void (*fn)(sb_vhost *v, void *ud), void *ud);
+/* r's permissions in vhost v, for checks with sb_access_check (set up on
+ * first use; freed with the request). */
+sb_access *sb_http__perms(sb_http_req *r, const sb_vhost *v);
+/* A refused publish, as RabbitMQ management answers it: 400 with the AMQP
+ * error in the reason ("403 ACCESS_REFUSED - access to exchange ..."). */
+void sb_http__reply_amqp_error(sb_http_req *r, int code, const sb_error *err);
 /* Answers a broker error as RabbitMQ management maps AMQP errors: 404
  * not_found, 401 for access refused, else 400 bad_request, with the
  * broker's text (no "NOT_FOUND - " prefix) as the reason. */

@@ -150,46 +150,67 @@ peer_is_loopback(struct MHD_Connection *c, char *peer, size_t peer_len)
     return false;
 }
 
-/* Compares without an early exit, so timing does not reveal the prefix. */
-static bool
-secret_eq(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    unsigned diff = (unsigned)(la ^ lb);
-
-    for (size_t i = 0; i < la; i++)
-        diff |= (unsigned)(a[i] ^ b[lb ? i % lb : 0]);
-    return diff == 0;
-}
-
-/* HTTP Basic against the configured user. Answers 401 and returns false
- * when the credentials are missing or wrong. */
+/* HTTP Basic against the broker's user database. Answers 401 and returns
+ * false when the credentials are missing or wrong (with a Basic
+ * challenge), or when the user's tags do not open the route (RabbitMQ's
+ * "not_authorised" replies, without one). */
 static bool
 authenticate(sb_http_req *r)
 {
     sb_http *h = r->h;
     char *pass = NULL;
     char *user = MHD_basic_auth_get_username_password(r->conn, &pass);
+    const sb_user *u = NULL;
     const char *why = NULL;
 
     if (user == NULL)
         why = "Not_Authorized";
-    else if (!secret_eq(user, h->user) || pass == NULL || !secret_eq(pass, h->pass))
+    else if (strlen(user) >= sizeof r->user ||
+             (u = sb_auth_login(sb_broker_auth(h->broker), sb_str_c(user),
+                                sb_str_c(pass ? pass : ""))) == NULL)
         why = "Login failed";
     /* RabbitMQ's loopback_users: the default user only from this host. */
-    else if (h->loopback_users_only && !r->is_peer_loopback)
+    else if (h->loopback_users_only && strcmp(user, h->default_user) == 0 && !r->is_peer_loopback)
         why = "User can only log in via localhost";
-    if (why == NULL)
+    if (why == NULL) {
         snprintf(r->user, sizeof r->user, "%s", user);
-    else if (user != NULL)
+        r->tags = sb_user_tag_bits(u);
+    } else if (user != NULL) {
         sb_log(SB_LOG_INFO, "http", "%s: HTTP login refused for user '%s': %s",
                r->hc ? r->hc->peer : "?", user, why);
+    }
     MHD_free(user);
     MHD_free(pass);
-    if (why == NULL)
+    if (why != NULL) {
+        reply_error_with(r, MHD_HTTP_UNAUTHORIZED, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                         "Basic realm=\"" SB_HTTP__REALM "\"", "not_authorized", "%s", why);
+        return false;
+    }
+    if (r->route->level == SB_HTTP_MANAGEMENT && !(r->tags & SB_TAGS_MANAGEMENT))
+        why = "Not management user";
+    else if (r->route->level == SB_HTTP_ADMIN && !(r->tags & SB_TAG_ADMINISTRATOR))
+        why = "Not administrator user";
+    if (why != NULL)
+        sb_http__reply_error(r, MHD_HTTP_UNAUTHORIZED, "not_authorised", "%s", why);
+    return why == NULL;
+}
+
+/* A route naming a vhost that exists: a user who is not an administrator
+ * needs permissions there (RabbitMQ's is_authorized_vhost). A missing
+ * vhost is left to the handler's 404. */
+static bool
+vhost_allowed(sb_http_req *r)
+{
+    sb_vhost *v;
+
+    if (strstr(r->route->pattern, "{vhost}") == NULL || r->nparams == 0 ||
+        (r->tags & SB_TAG_ADMINISTRATOR))
         return true;
-    reply_error_with(r, MHD_HTTP_UNAUTHORIZED, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-                     "Basic realm=\"" SB_HTTP__REALM "\"", "not_authorized", "%s", why);
+    v = sb_broker_vhost(r->h->broker, r->params[0]);
+    if (v == NULL || sb_access_vhost_ok(sb_http__perms(r, v)))
+        return true;
+    sb_http__reply_error(r, MHD_HTTP_UNAUTHORIZED, "not_authorised",
+                         "User not authorised to access virtual host");
     return false;
 }
 
@@ -214,7 +235,7 @@ begin(sb_http_req *r, const char *url)
             sb_http__reply_error(r, MHD_HTTP_NOT_FOUND, "Object Not Found", "Not Found");
         return;
     }
-    if (!r->route->is_public && !authenticate(r))
+    if (r->route->level != SB_HTTP_PUBLIC && (!authenticate(r) || !vhost_allowed(r)))
         return;
     cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl != NULL && strtoull(cl, NULL, 10) > r->h->max_body_bytes)
@@ -372,6 +393,7 @@ sb_http__completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (r->call != NULL)
         sb_http__call_abandon(r);
     sb_http__wait_abandon(r);
+    sb_access_free(&r->access);
     sb_list_remove(&r->node);
     if (r->resp)
         MHD_destroy_response(r->resp);

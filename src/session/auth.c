@@ -52,8 +52,8 @@ parse_amqplain(sb_str r, sb_str *user, sb_str *pass, sb_arena *a)
 }
 
 sb_auth_result
-sb_auth_check(const sb_session_opts *o, sb_str mechanism, sb_str response, bool peer_is_loopback,
-              char *user, size_t user_len, sb_arena *a)
+sb_auth_check(const sb_session_opts *o, const sb_auth *db, sb_str mechanism, sb_str response,
+              bool peer_is_loopback, char *user, size_t user_len, sb_arena *a)
 {
     sb_str u, p;
     int rc;
@@ -67,9 +67,14 @@ sb_auth_check(const sb_session_opts *o, sb_str mechanism, sb_str response, bool 
     if (rc < 0)
         return SB_AUTH_MALFORMED;
     snprintf(user, user_len, "%.*s", SB_STR_ARGS(u));
-    if (!sb_str_eq_c(u, o->default_user) || !sb_str_eq_c(p, o->default_pass))
+    /* A name too long for the connection's copy could never be matched
+     * against the database again (permission checks use the copy). */
+    if (u.len >= user_len || sb_auth_login(db, u, p) == NULL)
         return SB_AUTH_BAD_CREDENTIALS;
-    if (o->loopback_users_only && !peer_is_loopback)
+    /* RabbitMQ's loopback_users (default [guest]): the default user may
+     * log in from this host only. */
+    if (o->loopback_users_only && o->default_user != NULL && sb_str_eq_c(u, o->default_user) &&
+        !peer_is_loopback)
         return SB_AUTH_NOT_LOOPBACK;
     return SB_AUTH_OK;
 }

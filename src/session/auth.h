@@ -1,5 +1,6 @@
 /* auth.h - SASL PLAIN and AMQPLAIN for connection.start-ok, checked against
- * the configured user (users and permissions proper come with milestone 7). */
+ * the broker's user database (auth/), with RabbitMQ's loopback_users rule
+ * for the default user. */
 #ifndef SB_SESSION_AUTH_H
 #define SB_SESSION_AUTH_H
 
@@ -18,10 +19,12 @@ typedef enum sb_auth_result {
     SB_AUTH_NOT_LOOPBACK,       /* the default user from a remote address */
 } sb_auth_result;
 
-/* Parses response for mechanism and checks it; on success copies the user
- * name into user[0..user_len). a holds decoded AMQPLAIN tables. */
-sb_auth_result sb_auth_check(const sb_session_opts *o, sb_str mechanism, sb_str response,
-                             bool peer_is_loopback, char *user, size_t user_len, sb_arena *a);
+/* Parses response for mechanism and checks it against db; copies the user
+ * name into user[0..user_len) once parsed (for the log line of a refusal
+ * too). a holds decoded AMQPLAIN tables. */
+sb_auth_result sb_auth_check(const sb_session_opts *o, const sb_auth *db, sb_str mechanism,
+                             sb_str response, bool peer_is_loopback, char *user, size_t user_len,
+                             sb_arena *a);
 /* A log line for r. */
 const char *sb_auth_describe(sb_auth_result r);
 

@@ -178,8 +178,8 @@ sb_session__on_connection_start_ok(sb_sconn *sc, const sb_m_connection_start_ok 
         v = sb_amqp_table_get(&caps->v.t, "connection.blocked");
         sc->cap_blocked = v && v->kind == SB_FV_BOOL && v->v.b;
     }
-    ar = sb_auth_check(o, m->mechanism, m->response, sb_conn_peer_is_loopback(sc->net),
-                       sc->user, sizeof sc->user, &sc->arena);
+    ar = sb_auth_check(o, sb_broker_auth(sc->srv->broker), m->mechanism, m->response,
+                       sb_conn_peer_is_loopback(sc->net), sc->user, sizeof sc->user, &sc->arena);
     if (ar != SB_AUTH_OK) {
         char text[300];
         sb_log(SB_LOG_WARN, "amqp", "%s: %s", sb_conn_peer(sc->net), sb_auth_describe(ar));
@@ -240,6 +240,17 @@ sb_session__on_connection_open(sb_sconn *sc, const sb_m_connection_open *m)
     if (sc->vhost == NULL) {
         snprintf(name, sizeof name, "%.*s", SB_STR_ARGS(m->virtual_host));
         fail(sc, SB_NOT_ALLOWED, SB_M_CONNECTION_OPEN, "vhost %s not found", name);
+        return;
+    }
+    /* RabbitMQ lets a user into a vhost where it has any permissions at
+     * all; what it may do there is checked per operation. */
+    sb_access_init(&sc->access, sb_broker_auth(sc->srv->broker), sc->user,
+                   sb_vhost_name(sc->vhost));
+    if (!sb_access_vhost_ok(&sc->access)) {
+        snprintf(name, sizeof name, "access to vhost '%s' refused for user '%s'",
+                 sb_vhost_name(sc->vhost), sc->user);
+        sc->vhost = NULL;
+        fail(sc, SB_NOT_ALLOWED, SB_M_CONNECTION_OPEN, "%s", name);
         return;
     }
     sb_session__send(sc, 0, &ok);
@@ -524,6 +535,7 @@ sconn_release(sb_sconn *sc)
     sb_list_remove(&sc->link);
     sc->srv->count--;
     sb_session__mgmt_unregister(sc);
+    sb_access_free(&sc->access);
     sb_arena_free(&sc->arena);
     sb_buf_free(&sc->scratch);
     sb_free(sc->chans);
@@ -531,6 +543,43 @@ sconn_release(sb_sconn *sc)
 }
 
 /* ---- the server ---- */
+
+/* Before a vhost or a user is deleted: its connections are closed with
+ * 320, as RabbitMQ closes them ("vhost 'v' is deleted", "user 'u' is
+ * deleted"). Channels go at once (conn_close_with), so nothing of theirs
+ * is left in the vhost when its queues are destroyed next. */
+static void
+broker_event(void *arg, sb_broker_event ev, sb_vhost *v, const char *user)
+{
+    sb_sessions *s = arg;
+    sb_list *it, *tmp;
+    char text[300];
+
+    sb_list_foreach_safe(it, tmp, &s->conns) {
+        sb_sconn *sc = SB_CONTAINER_OF(it, sb_sconn, link);
+        bool hit = ev == SB_BROKER_VHOST_DELETING ? sc->vhost == v && v != NULL
+                                                  : sc->state > SC_AWAIT_START_OK &&
+                                                        strcmp(sc->user, user) == 0;
+        if (!hit || sc->state == SC_CLOSED)
+            continue;
+        if (ev == SB_BROKER_VHOST_DELETING)
+            snprintf(text, sizeof text, "vhost '%s' is deleted", sb_vhost_name(v));
+        else
+            snprintf(text, sizeof text, "user '%s' is deleted", user);
+        if (sc->state == SC_OPEN) {
+            sb_log(SB_LOG_INFO, "amqp", "%s: closing connection: %s", sb_conn_peer(sc->net), text);
+            conn_close_with(sc, SB_CONNECTION_FORCED, text, 0, 0);
+        } else if (sc->state != SC_CLOSING) {
+            sc->state = SC_CLOSED;
+            sb_conn_close(sc->net);
+        }
+        if (ev == SB_BROKER_VHOST_DELETING) {
+            /* Its exclusive queues go with the vhost. */
+            sc->vhost = NULL;
+            sc->has_exclusive = false;
+        }
+    }
+}
 
 sb_sessions *
 sb_sessions_new(sb_loop *loop, sb_broker *broker, const sb_session_opts *opts)
@@ -544,6 +593,7 @@ sb_sessions_new(sb_loop *loop, sb_broker *broker, const sb_session_opts *opts)
     sb_list_init(&s->durable_waiters);
     sb_session__alarm_start(s);
     sb_session__ack_timeout_start(s);
+    sb_broker_watch(broker, broker_event, s);
     return s;
 }
 
@@ -610,6 +660,7 @@ sb_sessions_free(sb_sessions *s)
 
     sb_session__alarm_stop(s);
     sb_session__ack_timeout_stop(s);
+    sb_broker_unwatch(s->broker, broker_event, s);
     /* The net layer reports closes later, from the loop; by then s and
      * the broker may be gone, so each connection is released here and
      * detached from its socket first. */

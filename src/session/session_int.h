@@ -46,6 +46,7 @@ struct sb_sconn {
     sb_sconn_state state;
     sb_vhost *vhost;
     char user[128];
+    sb_access access;           /* user's permissions in vhost, once open */
     uint16_t channel_max;
     uint32_t frame_max;
     uint16_t heartbeat;         /* negotiated seconds, 0 = off */

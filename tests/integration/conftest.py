@@ -14,6 +14,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+import accounts as accounts_mod  # noqa: E402
 import brokers  # noqa: E402
 from helpers import unique, wait_for  # noqa: E402,F401
 
@@ -115,6 +116,15 @@ def connect(broker):
                 c.close()
         except Exception:
             pass
+
+
+@pytest.fixture
+def accounts(broker):
+    """Creates users, vhosts and permissions on the broker under test (through its HTTP API,
+    or rabbitmqctl for the reference RabbitMQ), and removes them when the test ends."""
+    a = accounts_mod.Accounts(broker)
+    yield a
+    a.cleanup()
 
 
 @pytest.fixture

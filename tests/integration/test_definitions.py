@@ -4,6 +4,7 @@ and `switchboard definitions export FILE` / `import FILE` over them.
 All of it needs the HTTP API, which the reference run (RabbitMQ without management) lacks,
 so every test is switchboard_only. The file format is RabbitMQ's: the top-level keys of a
 RabbitMQ export, "arguments" objects, bindings with destination_type."""
+import base64
 import json
 import os
 import subprocess
@@ -122,8 +123,10 @@ def test_export_delete_import_round_trip_restores_everything(sb, http, ch, tmp_p
 RABBIT_EXPORT = {
     "rabbit_version": "3.10.8", "rabbitmq_version": "3.10.8",
     "product_name": "RabbitMQ", "product_version": "3.10.8",
-    "users": [{"name": "admin", "password_hash": "x", "hashing_algorithm":
-               "rabbit_password_hashing_sha256", "tags": ["administrator"], "limits": {}}],
+    # The hash of "guest" that RabbitMQ 3.10.8 gave its guest user.
+    "users": [{"name": "admin", "password_hash": "K1E8+RsL/QMU9G2tv8SfytTRTuQtIKPDKy7ezWWyP4HEberk",
+               "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": ["administrator"],
+               "limits": {}}],
     "vhosts": [{"name": "/", "description": "Default virtual host", "tags": [],
                 "metadata": {"description": "Default virtual host", "tags": []}}],
     "permissions": [{"user": "admin", "vhost": "/", "configure": ".*", "write": ".*",
@@ -135,8 +138,10 @@ RABBIT_EXPORT = {
 }
 
 
-def rabbit_file(tmp_path, x, qn):
-    d = dict(RABBIT_EXPORT)
+def rabbit_file(tmp_path, x, qn, user="admin"):
+    d = json.loads(json.dumps(RABBIT_EXPORT))
+    d["users"][0]["name"] = user
+    d["permissions"][0]["user"] = user
     d["exchanges"] = [{"name": x, "vhost": "/", "type": "direct", "durable": True,
                        "auto_delete": False, "internal": False, "arguments": {}},
                       {"name": "amq.direct", "vhost": "/", "type": "direct", "durable": True,
@@ -150,23 +155,32 @@ def rabbit_file(tmp_path, x, qn):
     return f
 
 
-def test_import_of_a_rabbitmq_export_warns_about_users_and_permissions(sb, ch, tmp_path):
-    x, qn = unique("x"), unique("q")
-    r = sb("definitions", "import", str(rabbit_file(tmp_path, x, qn)))
+def test_import_of_a_rabbitmq_export_creates_its_users_and_warns_about_parameters(sb, http, ch,
+                                                                              tmp_path):
+    x, qn, user = unique("x"), unique("q"), unique("admin")
+    r = sb("definitions", "import", str(rabbit_file(tmp_path, x, qn, user)))
     try:
         assert r.returncode == 0, r.stderr
         err = r.stderr.decode()
-        for kind in ("users", "permissions", "global_parameters"):
+        for kind in ("global_parameters",):
             assert f"1 {kind} ignored" in err, err
-        assert err.count("warning") == 3
+        assert err.count("warning") == 1
         ch.basic_publish(x, "k", b"routed", mandatory=True)
         m, p, b = ch.basic_get(qn, auto_ack=True)
         assert b == b"routed"
         r = sb("definitions", "export", "-")   # the policy came along
         assert "ttl" in [p["name"] for p in json.loads(r.stdout)["policies"]]
+        # The user came with its hash and its permissions: it logs in with its password.
+        auth = "Basic " + base64.b64encode(f"{user}:guest".encode()).decode()
+        status, _, me = request(http, "GET", "/api/whoami", auth=auth)
+        assert status == 200 and me == {"name": user, "tags": ["administrator"]}
+        status, _, perms = request(http, "GET", f"/api/users/{user}/permissions")
+        assert perms == [{"user": user, "vhost": "/", "configure": ".*", "write": ".*",
+                          "read": ".*"}]
     finally:
         ch.queue_delete(qn)
         ch.exchange_delete(x)
+        request(http, "DELETE", f"/api/users/{user}")
 
 
 def test_import_leaves_existing_queues_as_they_are(http, ch):
@@ -191,10 +205,12 @@ def test_import_error_is_400_with_the_first_reason(sb, http, tmp_path):
                            headers=JSON)
     assert status == 400, b
     assert b["error"] == "bad_request" and qn in b["reason"]
-    body = {"vhosts": [{"name": "elsewhere"}], "queues": []}
+    nobody = unique("nobody")
+    body = {"permissions": [{"user": nobody, "vhost": "/", "configure": ".*", "write": ".*",
+                             "read": ".*"}], "queues": []}
     status, _, b = request(http, "POST", "/api/definitions", body=json.dumps(body).encode(),
                            headers=JSON)
-    assert status == 400 and "elsewhere" in b["reason"]
+    assert status == 400 and nobody in b["reason"]
     f = tmp_path / "bad.json"
     f.write_text(json.dumps({"bindings": [{"source": unique("nox"), "vhost": "/",
                                            "destination": "q", "destination_type": "queue",
