@@ -51,8 +51,11 @@ const sb_option sb_options[] = {
         "A delivery not acknowledged within this many milliseconds closes its channel with "
         "406 PRECONDITION_FAILED and requeues its messages, as RabbitMQ's consumer_timeout "
         "(checked every minute, or every timeout if shorter); 0 turns it off."),
-    STR("default_user", NULL, default_user, "guest", "The user created at start-up."),
-    STR("default_pass", NULL, default_pass, "guest", "That user's password."),
+    STR("default_user", NULL, default_user, "guest",
+        "The user created on first start (tag administrator, every permission on vhost /); as "
+        "in RabbitMQ, not created again once a user database exists in the data directory."),
+    STR("default_pass", NULL, default_pass, "guest",
+        "That user's password (only used when it is created)."),
     BOOL("loopback_users", NULL, loopback_users_only, "true",
          "Allow the default user to log in from loopback addresses only (as RabbitMQ)."),
     U64("memory.high_watermark_bytes", "--memory-high-watermark", memory_high_watermark, 0,

@@ -38,6 +38,10 @@ sb_session__on_basic_consume(sb_chan *ch, const sb_m_basic_consume *m, sb_error 
             return sb_error_set(err, SB_NOT_FOUND, "no previously declared queue");
         req.queue = sb_str_c(ch->last_queue);
     }
+    /* Read on the queue; the direct reply-to pseudo-queue is the caller's own. */
+    if (!sb_str_eq_c(req.queue, SB_REPLY_TO_QUEUE) &&
+        (rc = sb_access_check(&ch->conn->access, SB_PERM_READ, "queue", req.queue, err)) != 0)
+        return rc;
     if (prio != NULL) {
         if (!sb_amqp_value_int(prio, &p))
             return sb_error_set(err, SB_PRECONDITION_FAILED,
@@ -87,7 +91,8 @@ sb_session__on_basic_get(sb_chan *ch, const sb_m_basic_get *m, sb_error *err)
             return sb_error_set(err, SB_NOT_FOUND, "no previously declared queue");
         q = sb_str_c(ch->last_queue);
     }
-    if ((rc = sb_bchan_get(ch->b, q, m->no_ack, &d, err)) != 0)
+    if ((rc = sb_access_check(&ch->conn->access, SB_PERM_READ, "queue", q, err)) != 0 ||
+        (rc = sb_bchan_get(ch->b, q, m->no_ack, &d, err)) != 0)
         return rc;
     if (d.msg == NULL) {
         r.id = SB_M_BASIC_GET_EMPTY;

@@ -1,6 +1,10 @@
 /* on_queue.c - queue.declare/bind/unbind/purge/delete, called from
  * dispatch_gen.c. An empty queue name means the channel's last declared
- * queue, as RabbitMQ allows. */
+ * queue, as RabbitMQ allows. Permissions are checked as RabbitMQ's
+ * access-control table says, before the queue is looked up (so a missing
+ * queue the user may not touch is 403, not 404): configure to declare
+ * (in the broker, which knows the generated name) and delete, write on the
+ * queue and read on the exchange to bind and unbind, read to purge. */
 #include "session_int.h"
 
 #include <stdio.h>
@@ -27,7 +31,7 @@ sb_session__on_queue_declare(sb_chan *ch, const sb_m_queue_declare *d, sb_error 
     sb_queue_decl decl = {
         .name = d->queue, .passive = d->passive, .durable = d->durable,
         .exclusive = d->exclusive, .auto_delete = d->auto_delete, .args = &d->arguments,
-        .owner = ch->conn,
+        .owner = ch->conn, .access = &ch->conn->access,
     };
     sb_queue_info info;
     int rc;
@@ -46,6 +50,18 @@ sb_session__on_queue_declare(sb_chan *ch, const sb_m_queue_declare *d, sb_error 
     return 0;
 }
 
+/* queue.bind and unbind: write on the queue, then (unless the exchange is
+ * the default one, which the broker refuses first) read on the exchange. */
+static int
+check_bind(sb_chan *ch, sb_str queue, sb_str exchange, sb_error *err)
+{
+    int rc = sb_access_check(&ch->conn->access, SB_PERM_WRITE, "queue", queue, err);
+
+    if (rc != 0 || exchange.len == 0)
+        return rc;
+    return sb_access_check(&ch->conn->access, SB_PERM_READ, "exchange", exchange, err);
+}
+
 int
 sb_session__on_queue_bind(sb_chan *ch, const sb_m_queue_bind *m, sb_error *err)
 {
@@ -53,7 +69,8 @@ sb_session__on_queue_bind(sb_chan *ch, const sb_m_queue_bind *m, sb_error *err)
     sb_str q, key = m->routing_key;
     int rc;
 
-    if ((rc = queue_name(ch, m->queue, &q, err)) != 0)
+    if ((rc = queue_name(ch, m->queue, &q, err)) != 0 ||
+        (rc = check_bind(ch, q, m->exchange, err)) != 0)
         return rc;
     /* An empty routing key with an empty queue name means the queue name. */
     if (key.len == 0 && m->queue.len == 0)
@@ -75,6 +92,7 @@ sb_session__on_queue_unbind(sb_chan *ch, const sb_m_queue_unbind *m, sb_error *e
     int rc;
 
     if ((rc = queue_name(ch, m->queue, &q, err)) != 0 ||
+        (rc = check_bind(ch, q, m->exchange, err)) != 0 ||
         (rc = sb_queue_bind(ch->conn->vhost, q, m->exchange, m->routing_key, &m->arguments,
                             ch->conn, true, err)) != 0)
         return rc;
@@ -91,6 +109,7 @@ sb_session__on_queue_purge(sb_chan *ch, const sb_m_queue_purge *m, sb_error *err
     int rc;
 
     if ((rc = queue_name(ch, m->queue, &q, err)) != 0 ||
+        (rc = sb_access_check(&ch->conn->access, SB_PERM_READ, "queue", q, err)) != 0 ||
         (rc = sb_queue_purge(ch->conn->vhost, q, ch->conn, &count, err)) != 0)
         return rc;
     r.u.queue_purge_ok.message_count = count;
@@ -108,6 +127,7 @@ sb_session__on_queue_delete(sb_chan *ch, const sb_m_queue_delete *d, sb_error *e
     int rc;
 
     if ((rc = queue_name(ch, d->queue, &q, err)) != 0 ||
+        (rc = sb_access_check(&ch->conn->access, SB_PERM_CONFIGURE, "queue", q, err)) != 0 ||
         (rc = sb_queue_delete(ch->conn->vhost, q, ch->conn, d->if_unused, d->if_empty, &count,
                               err)) != 0)
         return rc;

@@ -16,7 +16,12 @@ sb_session__publish_start(sb_chan *ch, const sb_m_basic_publish *p, sb_error *er
 
     if (p->immediate)
         return sb_error_set(err, SB_NOT_IMPLEMENTED, "immediate=true");
-    if ((rc = sb_publish_check(ch->conn->vhost, p->exchange, err)) != 0)
+    /* Write on the exchange, before it is looked up (RabbitMQ's order).
+     * Per message, this is one compare and one flag test for a user whose
+     * write expression is ".*", else a look at the last answers. */
+    if ((rc = sb_access_check(&ch->conn->access, SB_PERM_WRITE, "exchange", p->exchange,
+                              err)) != 0 ||
+        (rc = sb_publish_check(ch->conn->vhost, p->exchange, err)) != 0)
         return rc;
     memcpy(ch->pub_exchange, p->exchange.p, p->exchange.len);
     ch->pub_exchange_len = (uint16_t)p->exchange.len;

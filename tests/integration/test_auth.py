@@ -239,9 +239,15 @@ def test_users_vhosts_and_permissions_survive_a_restart_and_deleted_ones_stay_de
     b.restart()
     c = connect_as(b, name, "pw", vhost)
     try:
-        c.channel().queue_declare("keep-" + qn, passive=True)
+        ch = c.channel()
+        ch.queue_declare("keep-" + qn, passive=True)
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as ei:
+            ch.queue_declare("other-" + qn)
+        assert ei.value.args == (403, f"ACCESS_REFUSED - access to queue 'other-{qn}' in vhost "
+                                      f"'{vhost}' refused for user '{name}'")
     finally:
-        c.close()
+        if c.is_open:
+            c.close()
     with pytest.raises(pika.exceptions.ProbableAuthenticationError):
         connect_as(b, "guest", "guest")
 

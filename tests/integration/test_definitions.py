@@ -82,6 +82,14 @@ def test_transient_objects_are_not_exported(http, ch):
 
 def test_export_delete_import_round_trip_restores_everything(sb, http, ch, tmp_path):
     x, x2, qn, dlq = unique("x"), unique("x2"), unique("q"), unique("dlq")
+    user, vhost = unique("user"), unique("vh")
+    assert request(http, "PUT", f"/api/users/{user}", headers=JSON,
+                   body=json.dumps({"password": "pw", "tags": "monitoring"}).encode())[0] == 201
+    assert request(http, "PUT", f"/api/vhosts/{vhost}", headers=JSON,
+                   body=json.dumps({"description": "d", "tags": "a,b"}).encode())[0] == 201
+    assert request(http, "PUT", f"/api/permissions/{vhost}/{user}", headers=JSON,
+                   body=json.dumps({"configure": "^c", "write": "^w", "read": ""}).encode())[0] \
+        == 201
     ch.exchange_declare(x, "topic", durable=True, arguments={"alternate-exchange": x2})
     ch.exchange_declare(x2, "fanout", durable=True)
     ch.queue_declare(dlq, durable=True)
@@ -101,15 +109,32 @@ def test_export_delete_import_round_trip_restores_everything(sb, http, ch, tmp_p
         sorted((e for e in d["bindings"] if e["source"] in (x, x2)),
                key=lambda e: (e["source"], e["destination"])))
     assert [len(p) for p in mine(before)] == [2, 2, 3]
+    who = lambda d: (  # noqa: E731
+        [u for u in d["users"] if u["name"] == user],
+        [v for v in d["vhosts"] if v["name"] == vhost],
+        [p for p in d["permissions"] if p["user"] == user])
+    assert who(before) == (
+        [{"name": user, "password_hash": who(before)[0][0]["password_hash"],
+          "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": ["monitoring"],
+          "limits": {}}],
+        [{"name": vhost, "description": "d", "tags": ["a", "b"]}],
+        [{"user": user, "vhost": vhost, "configure": "^c", "write": "^w", "read": ""}])
     ch.queue_delete(qn)
     ch.queue_delete(dlq)
     ch.exchange_delete(x)
     ch.exchange_delete(x2)
+    assert request(http, "DELETE", f"/api/users/{user}")[0] == 204
+    assert request(http, "DELETE", f"/api/vhosts/{vhost}")[0] == 204
     r = sb("definitions", "import", str(f))
     assert r.returncode == 0, r.stderr
     assert b"imported" in r.stdout
     _, _, after = request(http, "GET", "/api/definitions")
     assert mine(after) == mine(before)
+    assert who(after) == who(before)   # the same hash: the password still works
+    auth = "Basic " + base64.b64encode(f"{user}:pw".encode()).decode()
+    assert request(http, "GET", "/api/whoami", auth=auth)[0] == 200
+    request(http, "DELETE", f"/api/users/{user}")
+    request(http, "DELETE", f"/api/vhosts/{vhost}")
     # The arguments reached the broker with their AMQP types: an equivalent declare is ok.
     ch.queue_declare(qn, durable=True, arguments={
         "x-message-ttl": 60000, "x-dead-letter-exchange": x2, "x-max-length": 10,
