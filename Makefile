@@ -65,7 +65,7 @@ unit-bins: $(UNIT_BIN)
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -pthread -Isrc -fsanitize=address,undefined \
                -fno-sanitize-recover=undefined
 FUZZ_LIB := $(sort $(wildcard src/common/*.c src/amqp/*.c src/store/*.c) src/broker/traceparent.c)
-FUZZ_SESSION_LIB := $(sort $(FUZZ_LIB) $(wildcard src/net/*.c src/broker/*.c src/session/*.c))
+FUZZ_SESSION_LIB := $(sort $(FUZZ_LIB) $(wildcard src/net/*.c src/auth/*.c src/broker/*.c src/session/*.c))
 FUZZ_OBJ = $(1:%.c=$(BUILD)/fuzz/obj/%.o)
 
 $(BUILD)/fuzz/obj/%.o: %.c

@@ -25,6 +25,7 @@ sb_broker_new(const sb_broker_limits *lim)
     b->auth = sb_auth_new();
     sb_auth_on_change(b->auth, sb_broker__auth_changed, b);
     sb_broker__vhost_new(b, sb_str_c("/"));
+    sb_broker_vhost_put(b, sb_str_c("/"), "Default virtual host", NULL);  /* as RabbitMQ's */
     return b;
 }
 

@@ -25,8 +25,12 @@ sb_broker_load_definitions(sb_broker *b, const char *dir)
     sb_free(b->data_dir);
     b->data_dir = sb_strdup(dir);
     rc = sb_defs_load(dir, NULL, &blob, &len);
-    if (rc == -ENOENT)
+    /* A user database made before the load (the default user) is saved at
+     * once, so the next start finds it and does not make one again. */
+    if (rc == -ENOENT) {
+        b->defs_dirty = b->users_loaded;
         return 0;
+    }
     if (rc < 0)
         return rc;
     /* Names may hold NULs (\u0000 in the file): they are bytes. */
@@ -38,8 +42,9 @@ sb_broker_load_definitions(sb_broker *b, const char *dir)
         return -EILSEQ;
     }
     sb_broker_import_definitions(b, doc, true, NULL, 0);
+    /* What was loaded is what is saved, unless the file predates users. */
+    b->defs_dirty = json_object_get(doc, "users") == NULL && b->users_loaded;
     json_decref(doc);
-    b->defs_dirty = false;  /* what was loaded is what is saved */
     return 0;
 }
 

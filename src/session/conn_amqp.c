@@ -594,6 +594,9 @@ sb_sessions_new(sb_loop *loop, sb_broker *broker, const sb_session_opts *opts)
     sb_session__alarm_start(s);
     sb_session__ack_timeout_start(s);
     sb_broker_watch(broker, broker_event, s);
+    /* A no-op unless the user database is new (`serve` loads the saved one,
+     * which replaces this): embedders and tests get their user here. */
+    sb_broker_default_user(broker, opts->default_user, opts->default_pass);
     return s;
 }
 

@@ -16,9 +16,11 @@ typedef struct sb_session_opts {
     uint32_t frame_max;         /* offered in connection.tune, bytes */
     uint16_t heartbeat;         /* offered in connection.tune, seconds */
     uint32_t max_connections;   /* refused beyond this (0: no limit) */
-    const char *default_user;   /* "guest" */
+    const char *default_user;   /* "guest": created in the broker's user database if it
+                                   has none yet; with loopback_users_only, allowed from
+                                   loopback peers only */
     const char *default_pass;   /* "guest" */
-    bool loopback_users_only;   /* default user allowed from loopback only */
+    bool loopback_users_only;
     uint32_t handshake_timeout_ms;
     uint32_t consumer_timeout_ms;   /* a delivery unacked this long closes its channel (0: never) */
     uint64_t memory_high_watermark; /* bytes in use that block publishers (0: never) */
