@@ -53,6 +53,13 @@ sb_http__reply_amqp_error(sb_http_req *r, int code, const sb_error *err)
                          sb_reply_name(code), err->text);
 }
 
+void
+sb_http__reply_refused(sb_http_req *r, const sb_error *err)
+{
+    sb_http__reply_error(r, MHD_HTTP_UNAUTHORIZED, "not_authorised", "%s - %s",
+                         sb_reply_name(err->code), err->text);
+}
+
 sb_access *
 sb_http__perms(sb_http_req *r, const sb_vhost *v)
 {
@@ -69,6 +76,12 @@ sb_http__vhost_visible(sb_http_req *r, const sb_vhost *v)
     if (r->tags & (SB_TAG_ADMINISTRATOR | SB_TAG_MONITORING))
         return true;
     return sb_access_vhost_ok(sb_http__perms(r, v));
+}
+
+bool
+sb_http__conn_visible(sb_http_req *r, const sb_bconn *c)
+{
+    return (r->tags & (SB_TAG_ADMINISTRATOR | SB_TAG_MONITORING)) || strcmp(c->user, r->user) == 0;
 }
 
 typedef struct visible_ctx {

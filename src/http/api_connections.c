@@ -94,12 +94,29 @@ typedef struct list_ctx {
     json_t *list;
     const char *vhost;      /* only this vhost's, when set */
     sb_bconn *conn;         /* the connection being listed */
+    sb_http_req *r;         /* who asks (what they may see), or NULL: everything */
+    bool by_vhost;          /* may see what is in the vhosts they may see (consumers),
+                               else their own connections only (connections, channels) */
 } list_ctx;
 
 static bool
 in_vhost(const list_ctx *lc, const sb_bconn *c)
 {
+    if (lc->r != NULL && !(lc->by_vhost ? c->vhost != NULL && sb_http__vhost_visible(lc->r, c->vhost)
+                                        : sb_http__conn_visible(lc->r, c)))
+        return false;
     return lc->vhost == NULL || (c->vhost != NULL && strcmp(sb_vhost_name(c->vhost), lc->vhost) == 0);
+}
+
+/* A connection of another user, to one who may only see their own. */
+static bool
+refuse_other(sb_http_req *r, const sb_bconn *c)
+{
+    if (sb_http__conn_visible(r, c))
+        return false;
+    sb_http__reply_error(r, MHD_HTTP_UNAUTHORIZED, "not_authorised",
+                         "User not authorised to access object");
+    return true;
 }
 
 static void
@@ -128,7 +145,7 @@ vhost_filter(sb_http_req *r, list_ctx *lc, char *buf, size_t len)
 void
 sb_http__api_connections(sb_http_req *r)
 {
-    list_ctx lc = { .list = json_array() };
+    list_ctx lc = { .list = json_array(), .r = r };
     char vh[256];
 
     if (r->nparams == 1 && !vhost_filter(r, &lc, vh, sizeof vh)) {
@@ -151,6 +168,8 @@ sb_http__api_connection(sb_http_req *r)
         sb_http__reply_not_found(r);
         return;
     }
+    if (refuse_other(r, c))
+        return;
     if (r->method != SB_HTTP_DELETE) {
         sb_http__reply_json(r, MHD_HTTP_OK, connection_json(c));
         return;
@@ -223,7 +242,7 @@ append_conn_channels(sb_bconn *c, void *ud)
 void
 sb_http__api_channels(sb_http_req *r)
 {
-    list_ctx lc = { .list = json_array() };
+    list_ctx lc = { .list = json_array(), .r = r };
     char vh[256];
 
     if (r->nparams == 1 && !vhost_filter(r, &lc, vh, sizeof vh)) {
@@ -246,6 +265,8 @@ sb_http__api_conn_channels(sb_http_req *r)
         sb_http__reply_not_found(r);
         return;
     }
+    if (refuse_other(r, c))
+        return;
     lc = (list_ctx){ .list = json_array() };
     append_conn_channels(c, &lc);
     sb_http__sort_by_name(lc.list);
@@ -256,6 +277,7 @@ typedef struct find_chan {
     sb_str name;
     json_t *found;
     sb_bconn *conn;
+    sb_http_req *r;            /* who asks: only their own connections' channels */
 } find_chan;
 
 static void
@@ -275,7 +297,7 @@ match_conn_channels(sb_bconn *c, void *ud)
     find_chan *fc = ud;
 
     fc->conn = c;
-    if (fc->found == NULL && fc->name.len > strlen(c->name) &&
+    if (fc->found == NULL && sb_http__conn_visible(fc->r, c) && fc->name.len > strlen(c->name) &&
         memcmp(fc->name.p, c->name, strlen(c->name)) == 0)
         c->ops->each_channel(c, match_channel, fc);
 }
@@ -284,7 +306,7 @@ match_conn_channels(sb_bconn *c, void *ud)
 void
 sb_http__api_channel(sb_http_req *r)
 {
-    find_chan fc = { .name = r->params[0] };
+    find_chan fc = { .name = r->params[0], .r = r };
 
     sb_broker_each_conn(r->h->broker, match_conn_channels, &fc);
     if (fc.found == NULL)
@@ -349,7 +371,7 @@ consumers_of_conn(sb_bconn *c, void *ud)
 void
 sb_http__api_consumers(sb_http_req *r)
 {
-    list_ctx lc = { .list = json_array() };
+    list_ctx lc = { .list = json_array(), .r = r, .by_vhost = true };
     char vh[256];
 
     if (r->nparams == 1 && !vhost_filter(r, &lc, vh, sizeof vh)) {

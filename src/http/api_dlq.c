@@ -142,7 +142,7 @@ dead_letter_json(const sb_deliver_info *d, const sb_amqp_props *p)
 
 /* The vhost and the queue of the path, or NULL after answering 404, or
  * 401 when the user may not read the queue (nor, to replay, write to the
- * default exchange), as management answers refused AMQP operations. */
+ * default exchange), as management answers a refused basic.get. */
 static sb_vhost *
 dlq_target(sb_http_req *r, sb_queue_view *qv, bool replay)
 {
@@ -160,7 +160,7 @@ dlq_target(sb_http_req *r, sb_queue_view *qv, bool replay)
     if (rc == 0 && replay)
         rc = sb_access_check(sb_http__perms(r, v), SB_PERM_WRITE, "exchange", SB_STR_NULL, &err);
     if (rc != 0) {
-        sb_http__reply_broker_error(r, rc, &err);
+        sb_http__reply_refused(r, &err);
         return NULL;
     }
     return v;

@@ -169,6 +169,12 @@ sb_http__api_queue_get(sb_http_req *r)
         json_decref(list);
         return;
     }
+    /* basic.get as the caller: read on the queue. */
+    if (sb_access_check(sb_http__perms(r, v), SB_PERM_READ, "queue", r->params[1], &err) != 0) {
+        json_decref(list);
+        sb_http__reply_refused(r, &err);
+        return;
+    }
     ch = sb_bchan_new(r->h->broker, v, &get_owner);
     rc = take(ch, r->params[1], &g, list, &err);
     if (rc == 0 && g.mode == REJECT_DROP)

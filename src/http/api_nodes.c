@@ -143,6 +143,24 @@ aliveness(sb_vhost *v, sb_broker *b)
     return why;
 }
 
+/* RabbitMQ runs the test as the caller: it needs configure and read on
+ * the aliveness-test queue and write on the default exchange, else 401
+ * with the AMQP refusal as the reason. */
+static bool
+aliveness_allowed(sb_http_req *r, sb_vhost *v)
+{
+    sb_access *a = sb_http__perms(r, v);
+    sb_str q = SB_STR_LIT(ALIVENESS_QUEUE);
+    sb_error err = { 0 };
+
+    if (sb_access_check(a, SB_PERM_CONFIGURE, "queue", q, &err) == 0 &&
+        sb_access_check(a, SB_PERM_WRITE, "exchange", SB_STR_NULL, &err) == 0 &&
+        sb_access_check(a, SB_PERM_READ, "queue", q, &err) == 0)
+        return true;
+    sb_http__reply_refused(r, &err);
+    return false;
+}
+
 /* GET /api/aliveness-test/{vhost} */
 void
 sb_http__api_aliveness(sb_http_req *r)
@@ -150,7 +168,7 @@ sb_http__api_aliveness(sb_http_req *r)
     sb_vhost *v = sb_http__vhost_or_404(r);
     const char *why;
 
-    if (v == NULL)
+    if (v == NULL || !aliveness_allowed(r, v))
         return;
     if ((why = aliveness(v, r->h->broker)) != NULL)
         sb_http__reply_json(r, MHD_HTTP_SERVICE_UNAVAILABLE,

@@ -57,6 +57,7 @@ typedef enum sb_http_level {
     SB_HTTP_PUBLIC = 1,        /* no credentials needed */
     SB_HTTP_ADMIN,             /* a user with the administrator tag */
     SB_HTTP_ANY_USER,          /* any user; permissions decide (Switchboard's RPC bridge) */
+    SB_HTTP_MONITOR,           /* monitoring or administrator (node figures, traces) */
 } sb_http_level;
 
 typedef struct sb_http_route {
@@ -312,6 +313,9 @@ void sb_http__reply_not_found(sb_http_req *r);
  * monitoring users see every vhost, others those they have permissions
  * in (RabbitMQ's list_visible_vhosts). */
 bool sb_http__vhost_visible(sb_http_req *r, const sb_vhost *v);
+/* True when r's user may see connection c (and its channels):
+ * administrators and monitoring users see all, others their own. */
+bool sb_http__conn_visible(sb_http_req *r, const sb_bconn *c);
 /* sb_broker_each_vhost over the vhosts r's user may see. */
 void sb_http__each_visible_vhost(sb_http_req *r, void (*fn)(sb_vhost *v, void *ud), void *ud);
 /* r's permissions in vhost v, for checks with sb_access_check (set up on
@@ -320,6 +324,10 @@ sb_access *sb_http__perms(sb_http_req *r, const sb_vhost *v);
 /* A refused publish, as RabbitMQ management answers it: 400 with the AMQP
  * error in the reason ("403 ACCESS_REFUSED - access to exchange ..."). */
 void sb_http__reply_amqp_error(sb_http_req *r, int code, const sb_error *err);
+/* A refused operation the API runs as the caller on a channel of its own
+ * (basic.get, the aliveness test): 401 {"error":"not_authorised"} with the
+ * AMQP refusal, "ACCESS_REFUSED - access to queue ...", as its reason. */
+void sb_http__reply_refused(sb_http_req *r, const sb_error *err);
 /* Answers a broker error as RabbitMQ management maps AMQP errors: 404
  * not_found, 401 for access refused, else 400 bad_request, with the
  * broker's text (no "NOT_FOUND - " prefix) as the reason. */

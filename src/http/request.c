@@ -186,10 +186,13 @@ authenticate(sb_http_req *r)
                          "Basic realm=\"" SB_HTTP__REALM "\"", "not_authorized", "%s", why);
         return false;
     }
-    if (r->route->level == SB_HTTP_MANAGEMENT && !(r->tags & SB_TAGS_MANAGEMENT))
+    if (r->route->level != SB_HTTP_ANY_USER && !(r->tags & SB_TAGS_MANAGEMENT))
         why = "Not management user";
     else if (r->route->level == SB_HTTP_ADMIN && !(r->tags & SB_TAG_ADMINISTRATOR))
         why = "Not administrator user";
+    else if (r->route->level == SB_HTTP_MONITOR &&
+             !(r->tags & (SB_TAG_ADMINISTRATOR | SB_TAG_MONITORING)))
+        why = "Not monitor user";
     if (why != NULL)
         sb_http__reply_error(r, MHD_HTTP_UNAUTHORIZED, "not_authorised", "%s", why);
     return why == NULL;

@@ -19,8 +19,8 @@
 /* { methods, pattern, handler, who (SB_HTTP_MANAGEMENT when false), takes JSON } */
 static const sb_http_route routes[] = {
     { SB_HTTP_GET, "/api/overview", sb_http__api_overview, false, false },
-    { SB_HTTP_GET, "/api/nodes", sb_http__api_nodes, false, false },
-    { SB_HTTP_GET, "/api/nodes/{name}", sb_http__api_nodes, false, false },
+    { SB_HTTP_GET, "/api/nodes", sb_http__api_nodes, SB_HTTP_MONITOR, false },
+    { SB_HTTP_GET, "/api/nodes/{name}", sb_http__api_nodes, SB_HTTP_MONITOR, false },
     { SB_HTTP_GET, "/api/whoami", sb_http__api_whoami, false, false },
     { SB_HTTP_GET, "/api/aliveness-test/{vhost}", sb_http__api_aliveness, false, false },
     { SB_HTTP_GET, "/api/connections", sb_http__api_connections, false, false },
@@ -95,8 +95,8 @@ static const sb_http_route routes[] = {
     /* Switchboard's REST-to-RPC bridge (issue 4): the body is the request. */
     { SB_HTTP_POST, "/api/rpc/{vhost}/{queue}", sb_http__api_rpc, SB_HTTP_ANY_USER, false },
     /* Switchboard's per-action traces (traceparent). */
-    { SB_HTTP_GET, "/api/traces", sb_http__api_traces, false, false },
-    { SB_HTTP_GET, "/api/traces/{id}", sb_http__api_traces, false, false },
+    { SB_HTTP_GET, "/api/traces", sb_http__api_traces, SB_HTTP_MONITOR, false },
+    { SB_HTTP_GET, "/api/traces/{id}", sb_http__api_traces, SB_HTTP_MONITOR, false },
     /* RabbitMQ's health checks: 503 while a resource alarm is on. */
     { SB_HTTP_GET, "/api/health/checks/alarms", sb_http__api_health_alarms, false, false },
     { SB_HTTP_GET, "/api/health/checks/local-alarms", sb_http__api_health_alarms, false, false },

@@ -575,7 +575,7 @@ broker_event(void *arg, sb_broker_event ev, sb_vhost *v, const char *user)
         }
         if (ev == SB_BROKER_VHOST_DELETING) {
             /* Its exclusive queues go with the vhost. */
-            sc->vhost = NULL;
+            sc->vhost = sc->bc.vhost = NULL;
             sc->has_exclusive = false;
         }
     }

@@ -377,7 +377,8 @@ def test_dead_letter_listing_needs_read_permission(http, made):
     qn = unique("dlq")
     assert call(http, "PUT", f"/api/queues/%2F/{qn}", {})[0] == 201
     try:
-        refused = (401, {"error": "not_authorised", "reason": "Access refused."})
+        refused = (401, {"error": "not_authorised", "reason": "ACCESS_REFUSED - access to "
+                         f"queue '{qn}' in vhost '/' refused for user '{name}'"})
         assert call(http, "GET", f"/api/dlq/%2F/{qn}", auth=basic(name, "pw")) == refused
         assert call(http, "POST", f"/api/dlq/%2F/{qn}/replay", auth=basic(name, "pw")) == refused
         assert call(http, "GET", f"/api/dlq/%2F/{qn}")[0] == 200
@@ -396,3 +397,55 @@ def test_changing_policies_needs_the_policymaker_tag(http, made):
     assert call(http, "PUT", f"/api/policies/{v}/p", policy, auth=basic(maker, "pw"))[0] == 201
     assert call(http, "DELETE", f"/api/policies/{v}/p", auth=basic(viewer, "pw"))[0] == 401
     assert call(http, "DELETE", f"/api/policies/{v}/p", auth=basic(maker, "pw"))[0] == 204
+
+
+def test_node_figures_need_the_monitoring_tag(http, made):
+    viewer = new_user(http, made, "management")
+    mon = new_user(http, made, "monitoring")
+    assert call(http, "GET", "/api/nodes", auth=basic(viewer, "pw")) == (
+        401, {"error": "not_authorised", "reason": "Not monitor user"})
+    assert call(http, "GET", "/api/nodes", auth=basic(mon, "pw"))[0] == 200
+
+
+def test_a_management_user_sees_its_own_connections_only(broker, http, made, connect):
+    import time
+    name = new_user(http, made, "management", perms_on="/")
+    mine = connect(broker.url(name, "pw"))
+    connect()   # guest's
+    deadline = time.monotonic() + 10
+    while True:   # RabbitMQ lists connections after a stats interval
+        users = [c["user"] for c in call(http, "GET", "/api/connections",
+                                         auth=basic(name, "pw"))[1]]
+        everyone = {c["user"] for c in call(http, "GET", "/api/connections")[1]}
+        if name in users and "guest" in everyone or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert users and set(users) == {name}
+    assert {name, "guest"} <= everyone
+    assert mine.is_open
+
+
+def test_the_aliveness_test_runs_with_the_callers_permissions(http, made):
+    name = new_user(http, made, "management")
+    assert call(http, "PUT", f"/api/permissions/%2F/{name}",
+                {"configure": "^mine-", "write": ".*", "read": ".*"})[0] == 201
+    assert call(http, "GET", "/api/aliveness-test/%2F", auth=basic(name, "pw")) == (
+        401, {"error": "not_authorised", "reason": "ACCESS_REFUSED - access to queue "
+              f"'aliveness-test' in vhost '/' refused for user '{name}'"})
+    assert call(http, "GET", "/api/aliveness-test/%2F") == (200, {"status": "ok"})
+
+
+def test_getting_messages_over_http_needs_read(http, made):
+    name = new_user(http, made, "management")
+    assert call(http, "PUT", f"/api/permissions/%2F/{name}",
+                {"configure": ".*", "write": ".*", "read": "^mine-"})[0] == 201
+    qn = unique("q")
+    assert call(http, "PUT", f"/api/queues/%2F/{qn}", {})[0] == 201
+    try:
+        body = {"count": 1, "ackmode": "ack_requeue_true", "encoding": "auto"}
+        assert call(http, "POST", f"/api/queues/%2F/{qn}/get", body, auth=basic(name, "pw")) \
+            == (401, {"error": "not_authorised", "reason": "ACCESS_REFUSED - access to queue "
+                      f"'{qn}' in vhost '/' refused for user '{name}'"})
+        assert call(http, "POST", f"/api/queues/%2F/{qn}/get", body) == (200, [])
+    finally:
+        call(http, "DELETE", f"/api/queues/%2F/{qn}")
