@@ -13,7 +13,6 @@
 
 #include "http_int.h"
 
-#define NODE_NAME "switchboard@localhost"
 
 static json_t *
 tags_json(const char *tags)
@@ -38,7 +37,7 @@ vhost_json(const sb_vhost *v)
                      sb_vhost_name(v), "description", desc, "tags", tags_json(sb_vhost_tags(v)),
                      "default_queue_type", "undefined", "metadata", "description", desc, "tags",
                      tags_json(sb_vhost_tags(v)), "tracing", sb_vhost_tracing(v), "cluster_state",
-                     NODE_NAME, "running");
+                     SB_HTTP__NODE, "running");
 }
 
 static void
