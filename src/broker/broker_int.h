@@ -493,7 +493,7 @@ void sb_broker__page_flush(sb_broker *b);
 bool sb_broker__page_writable(sb_broker *b);
 void sb_broker__paging_free(sb_broker *b);
 /* A store record back into a message (durable_load.c). New reference. */
-sb_msg *sb_broker__msg_from_record(const sb_store_msg *r);
+sb_msg *sb_broker__msg_from_record(sb_broker *b, const sb_store_msg *r);
 
 /* deadletter.c */
 /* A copy of m with properties p (re-encoded), exchange and routing key:

@@ -79,7 +79,6 @@ decode_header(sb_str h, sb_str *x, sb_str *rk, sb_str *props, uint64_t *due)
     return true;
 }
 
-/* The message in record r; *due as decode_header. New reference, or NULL. */
 /* The expiration property's milliseconds (checked at publish, so digits
  * only), or -1. The record keeps no arrival time: a recovered message's
  * per-message TTL counts from the restart. */
@@ -98,8 +97,10 @@ expiration_ms(sb_str e)
     return v;
 }
 
+/* The message in record r; *due as decode_header. New reference, or NULL.
+ * A message with a traceparent is followed again (trace.c). */
 static sb_msg *
-msg_from_record(const sb_store_msg *r, uint64_t *due)
+msg_from_record(sb_broker *b, const sb_store_msg *r, uint64_t *due)
 {
     sb_arena a = SB_ARENA_INIT;
     sb_amqp_props p = { 0 };
@@ -115,6 +116,8 @@ msg_from_record(const sb_store_msg *r, uint64_t *due)
                    (p.flags & SB_PROP_PRIORITY) ? p.priority : 0);
     if (m != NULL && (p.flags & SB_PROP_EXPIRATION))
         sb_msg_set_expiration(m, expiration_ms(p.expiration));
+    if (m != NULL && (p.flags & SB_PROP_HEADERS))
+        sb_trace_mark(b, m, &p.headers);
     sb_arena_free(&a);
     if (m == NULL)
         return NULL;
@@ -123,11 +126,11 @@ msg_from_record(const sb_store_msg *r, uint64_t *due)
 }
 
 sb_msg *
-sb_broker__msg_from_record(const sb_store_msg *r)
+sb_broker__msg_from_record(sb_broker *b, const sb_store_msg *r)
 {
     uint64_t due;
 
-    return msg_from_record(r, &due);
+    return msg_from_record(b, r, &due);
 }
 
 void
@@ -144,7 +147,7 @@ sb_broker_recover_message(void *arg, const sb_store_msg *r)
         b->next_msg_id = r->msg_id;
     if (owner != NULL && q == NULL) {
         sb_exchange *x = (sb_exchange *)((uintptr_t)owner & ~SB_DEST_TAG_EXCHANGE);
-        if ((m = msg_from_record(r, &due)) != NULL && due != 0) {
+        if ((m = msg_from_record(b, r, &due)) != NULL && due != 0) {
             sb_broker__delay_restore(x, m, r, due);
             sb_msg_unref(m);
             return;
@@ -154,7 +157,7 @@ sb_broker_recover_message(void *arg, const sb_store_msg *r)
     } else if (q != NULL && sb_broker__queue_restore_spilled(q, r)) {
         return;  /* past the queue's memory window: stays on disk */
     } else if (q != NULL) {
-        m = sb_broker__msg_from_record(r);
+        m = sb_broker__msg_from_record(b, r);
     }
     if (m == NULL) {
         /* Its queue is gone (or the record is unreadable): drop it from

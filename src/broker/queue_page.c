@@ -11,6 +11,7 @@
  * entry. Layout, little-endian (also in store/FORMAT.md):
  *   u64 expires_at | i32 expiration_ms | u8 delivery_mode | u8 priority |
  *   u8 exchange_len | u8 rk_len | u32 props_len | props | exchange | rk | body
+ * (delivery_mode's top bit: the message is traced, trace.c).
  * Loop thread only.
  */
 #include "broker_int.h"
@@ -74,7 +75,7 @@ sb_broker__page_out(sb_broker *b, const sb_qentry *e, sb_spilled *out)
 
     le_put(h, e->expires_at, 8);
     le_put(h + 8, (uint32_t)m->expiration_ms, 4);
-    h[12] = m->delivery_mode;
+    h[12] = (uint8_t)(m->delivery_mode | m->traced << 7);  /* still followed when paged in */
     h[13] = m->priority;
     h[14] = m->exchange_len;
     h[15] = m->rk_len;
@@ -108,9 +109,11 @@ decode(sb_str r, uint32_t body_len, uint64_t *expires_at)
         return NULL;
     m = sb_msg_new(sb_str_make(r.p + PAGE_HDR, props_len),
                    sb_str_make(r.p + PAGE_HDR + props_len, xl),
-                   sb_str_make(r.p + PAGE_HDR + props_len + xl, rl), body_len, r.p[12], r.p[13]);
+                   sb_str_make(r.p + PAGE_HDR + props_len + xl, rl), body_len, r.p[12] & 0x7f,
+                   r.p[13]);
     if (m == NULL)
         return NULL;
+    m->traced = r.p[12] >> 7;
     memcpy(sb_msg_body(m), r.p + PAGE_HDR + props_len + xl + rl, body_len);
     m->expiration_ms = (int32_t)(uint32_t)le_get(r.p + 8, 4);
     *expires_at = le_get(r.p, 8);

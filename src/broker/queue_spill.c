@@ -155,7 +155,7 @@ read_back(sb_queue *q, const sb_spilled *sp, sb_store_loc *loc, uint64_t *msg_id
     *loc = (sb_store_loc){ .pos = 0, .segment = sp->segment, .offset = sp->offset };
     rc = b->store ? sb_store_read(b->store, loc, &r, &buf) : -ENOENT;
     if (rc == 0) {
-        m = sb_broker__msg_from_record(&r);
+        m = sb_broker__msg_from_record(b, &r);
         *msg_id = r.msg_id;
     }
     if (m == NULL)

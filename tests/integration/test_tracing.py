@@ -422,6 +422,44 @@ def test_ring_keeps_the_last_events_and_forgets_older_traces():
         b.stop()
 
 
+def test_messages_read_back_from_disk_are_still_followed():
+    """Paged out of a queue past its memory window (transient), or recovered from the log
+    after a restart (persistent): the message is followed again from there."""
+    b = brokers.start_switchboard(extra_args=("--queue-memory-window", "100"))
+    try:
+        u = urllib.parse.urlparse(b.http_url)
+        web = (u.hostname, u.port)
+        c = pika.BlockingConnection(pika.URLParameters(b.amqp_url))
+        ch = c.channel()
+        ch.confirm_delivery()
+        ch.queue_declare("long")
+        ch.queue_declare("kept", durable=True)
+        for i in range(150):
+            ch.basic_publish("", "long", b"filler %d" % i)
+        paged, _, tp1 = new_traceparent()
+        ch.basic_publish("", "long", b"deep", props(tp1))        # 151st: paged out
+        kept, _, tp2 = new_traceparent()
+        ch.basic_publish("", "kept", b"durable", props(tp2, delivery_mode=2))
+        got = []
+        for _ in range(151):
+            m, _, body = ch.basic_get("long", auto_ack=True)
+            got.append(body)
+        assert got[-1] == b"deep"
+        assert kinds(events(web, paged, 3)) == ["published", "routed", "got"]
+        c.close()
+        b.restart()
+        c = pika.BlockingConnection(pika.URLParameters(b.amqp_url))
+        ch = c.channel()
+        assert request(web, "GET", f"/api/traces/{kept}")[0] == 404   # the ring is in memory
+        m, _, body = ch.basic_get("kept", auto_ack=True)
+        assert body == b"durable"
+        evs = events(web, kept, 1)
+        assert kinds(evs) == ["got"] and evs[0]["redelivered"] is False
+        c.close()
+    finally:
+        b.stop()
+
+
 # ----------------------------------------------------------------------------- the CLI
 
 def test_cli_prints_the_timeline_json_and_lists(http, ch, qname, sb):
