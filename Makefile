@@ -14,7 +14,8 @@ BUILD    ?= build
 OPT      ?= -O2
 CFLAGS   ?= $(OPT) -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wshadow \
-            -Wstrict-prototypes -Wmissing-prototypes -fno-strict-aliasing -pthread -Isrc
+            -Wstrict-prototypes -Wmissing-prototypes -fno-strict-aliasing -pthread -Isrc \
+            -Werror=implicit-function-declaration
 LDLIBS   += -lrabbitmq -ljansson -lmicrohttpd -lpcre2-8 -lssl -lcrypto -lpthread
 PYTHON   := /usr/bin/python3
 
@@ -66,6 +67,7 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -pthread -Isrc -fsanitize=address,u
                -fno-sanitize-recover=undefined
 FUZZ_LIB := $(sort $(wildcard src/common/*.c src/amqp/*.c src/store/*.c) src/broker/traceparent.c)
 FUZZ_SESSION_LIB := $(sort $(FUZZ_LIB) $(wildcard src/net/*.c src/auth/*.c src/broker/*.c src/session/*.c))
+FUZZ_LDLIBS := -lcrypto  # common/base64.c decodes with OpenSSL
 FUZZ_OBJ = $(1:%.c=$(BUILD)/fuzz/obj/%.o)
 
 $(BUILD)/fuzz/obj/%.o: %.c

@@ -12,6 +12,7 @@
 
 #include "auth.h"
 #include "../common/alloc.h"
+#include "../common/base64.h"
 #include "../common/map.h"
 
 struct sb_perms {
@@ -190,7 +191,7 @@ hash_for(const sb_user_def *d, const sb_user *old, char *why, size_t why_len)
     uint8_t secret[16];
 
     if (d->has_hash) {
-        if (!sb_base64_valid(d->password_hash)) {
+        if (!sb_base64_valid(d->password_hash, SB_BASE64_STRICT)) {
             snprintf(why, why_len, "not_base64: %.*s", SB_STR_ARGS(d->password_hash));
             return NULL;
         }

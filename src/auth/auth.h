@@ -53,9 +53,6 @@ int sb_password_hash(sb_hash_alg a, sb_str password, char *out, size_t out_len);
  * malformed hash matches no password (RabbitMQ: a user that cannot log
  * in). Constant time in the digest comparison. */
 bool sb_password_matches(sb_hash_alg a, sb_str hash_b64, sb_str password);
-/* True when s is strict base64 (RabbitMQ refuses anything else with
- * "not_base64"); the empty string is. */
-bool sb_base64_valid(sb_str s);
 
 /* ---- the database (auth.c) ---- */
 sb_auth *sb_auth_new(void);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "../common/base64.h"
 #include "../common/log.h"
 
 #define SALT_LEN 4
@@ -98,54 +99,11 @@ sb_password_hash(sb_hash_alg a, sb_str password, char *out, size_t out_len)
     return sb_password_hash_salted(a, salt, password, out, out_len);
 }
 
-static int
-b64_value(uint8_t c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    return c == '+' ? 62 : c == '/' ? 63 : -1;
-}
-
-bool
-sb_base64_valid(sb_str s)
-{
-    size_t pad = 0;
-
-    if (s.len % 4 != 0)
-        return false;
-    while (pad < 2 && pad < s.len && s.p[s.len - 1 - pad] == '=')
-        pad++;
-    for (size_t i = 0; i < s.len - pad; i++)
-        if (b64_value(s.p[i]) < 0)
-            return false;
-    return true;
-}
-
-/* Decodes strict base64 into out (cap bytes); returns the length or -1. */
-static int
-b64_decode(sb_str s, uint8_t *out, size_t cap)
-{
-    size_t pad = 0;
-    int n;
-
-    if (!sb_base64_valid(s) || s.len / 4 * 3 > cap || s.len > (size_t)INT32_MAX)
-        return -1;
-    if (s.len == 0)
-        return 0;
-    pad = (s.p[s.len - 1] == '=') + (s.p[s.len - 2] == '=');
-    n = EVP_DecodeBlock(out, s.p, (int)s.len);
-    return n < 0 ? -1 : n - (int)pad;
-}
-
 bool
 sb_password_matches(sb_hash_alg a, sb_str hash_b64, sb_str password)
 {
     uint8_t raw[SALT_LEN + EVP_MAX_MD_SIZE + 3], want[EVP_MAX_MD_SIZE];
-    int n = b64_decode(hash_b64, raw, sizeof raw);
+    ssize_t n = sb_base64_decode(hash_b64, SB_BASE64_STRICT, raw, sizeof raw);
     unsigned m;
 
     if (n <= SALT_LEN)

@@ -162,3 +162,28 @@ sb_http__json_bool(const json_t *obj, const char *key, bool def, bool *bad)
     }
     return json_is_true(v);
 }
+
+bool
+sb_http__json_tags(const json_t *t, char *buf, size_t len)
+{
+    const json_t *e;
+    size_t i, used = 0;
+
+    buf[0] = '\0';
+    if (json_is_string(t)) {
+        snprintf(buf, len, "%s", json_string_value(t));
+        return true;
+    }
+    if (!json_is_array(t))
+        return false;
+    json_array_foreach(t, i, e) {
+        int n;
+        if (!json_is_string(e))
+            return false;
+        n = snprintf(buf + used, len - used, "%s%s", used ? "," : "", json_string_value(e));
+        if (n < 0 || (size_t)n >= len - used)
+            return false;
+        used += (size_t)n;
+    }
+    return true;
+}

@@ -20,6 +20,7 @@
 
 #include "http_int.h"
 #include "../common/alloc.h"
+#include "../common/base64.h"
 
 /* The short-string properties, with their flag bit and place in props. */
 static const struct {
@@ -188,42 +189,6 @@ sb_http__msg_new(const sb_amqp_props *p, sb_str exchange, sb_str rk, const void 
 
 /* ---- the endpoint ---- */
 
-static int
-b64_val(uint8_t c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    return c == '+' || c == '-' ? 62 : c == '/' || c == '_' ? 63 : -1;
-}
-
-/* Decodes base64 (standard or URL alphabet, padding optional) into out,
- * which has room for in.len bytes. Returns the length, or -1. */
-static ssize_t
-b64_decode(sb_str in, uint8_t *out)
-{
-    uint32_t acc = 0;
-    size_t n = 0, bits = 0, len = in.len;
-
-    while (len > 0 && in.p[len - 1] == '=')
-        len--;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64_val(in.p[i]);
-        if (v < 0)
-            return -1;
-        acc = acc << 6 | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[n++] = (uint8_t)(acc >> bits);
-        }
-    }
-    return bits >= 6 ? -1 : (ssize_t)n;
-}
-
 typedef struct publish_req {
     sb_str rk;
     sb_str payload;
@@ -391,7 +356,8 @@ sb_http__api_publish(sb_http_req *r)
         goto out;
     add_traceparent(r, &props, &arena);
     body = sb_malloc(p.payload.len + 1);
-    body_len = p.is_base64 ? b64_decode(p.payload, body) : (ssize_t)p.payload.len;
+    body_len = p.is_base64 ? sb_base64_decode(p.payload, SB_BASE64_LENIENT, body, p.payload.len)
+                           : (ssize_t)p.payload.len;
     if (!p.is_base64)
         memcpy(body, p.payload.p, p.payload.len);
     if (body_len < 0)

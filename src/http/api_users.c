@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "http_int.h"
+#include "../common/base64.h"
 
 static json_t *
 tags_json(const sb_user *u)
@@ -92,32 +93,6 @@ sb_http__api_users_without_permissions(sb_http_req *r)
     sb_http__reply_json(r, MHD_HTTP_OK, c.list);
 }
 
-/* "tags" as a comma-separated string into buf; false when it is neither
- * a string nor a list of strings. */
-static bool
-body_tags(const json_t *t, char *buf, size_t len)
-{
-    const json_t *e;
-    size_t i, used = 0;
-
-    buf[0] = '\0';
-    if (json_is_string(t)) {
-        snprintf(buf, len, "%s", json_string_value(t));
-        return true;
-    }
-    if (!json_is_array(t))
-        return false;
-    json_array_foreach(t, i, e) {
-        int n;
-        if (!json_is_string(e))
-            return false;
-        n = snprintf(buf + used, len - used, "%s%s", used ? "," : "", json_string_value(e));
-        if (n < 0 || (size_t)n >= len - used)
-            return false;
-        used += (size_t)n;
-    }
-    return true;
-}
 
 static sb_str
 jstr(const json_t *o, const char *key)
@@ -145,7 +120,7 @@ sb_http__api_user_put(sb_http_req *r)
         sb_http__reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "tags_not_present");
         return;
     }
-    if (!body_tags(tags, tagbuf, sizeof tagbuf)) {
+    if (!sb_http__json_tags(tags, tagbuf, sizeof tagbuf)) {
         sb_http__reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
                              "tags must be a string or a list of strings");
         return;
@@ -159,7 +134,7 @@ sb_http__api_user_put(sb_http_req *r)
     } else if (json_is_string(json_object_get(r->json, "password_hash"))) {
         d.has_hash = true;
         d.password_hash = jstr(r->json, "password_hash");
-        if (!sb_base64_valid(d.password_hash)) {
+        if (!sb_base64_valid(d.password_hash, SB_BASE64_STRICT)) {
             /* RabbitMQ's reason is a list here: ["not_base64", hash]. */
             sb_http__reply_json(r, MHD_HTTP_BAD_REQUEST,
                                 json_pack("{s:s, s:[s, s#]}", "error", "bad_request", "reason",

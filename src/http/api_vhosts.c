@@ -64,33 +64,6 @@ sb_http__api_vhosts(sb_http_req *r)
     sb_http__reply_json(r, MHD_HTTP_OK, list);
 }
 
-/* "tags" as RabbitMQ takes it: a comma-separated string or a list of
- * strings. Writes the comma-separated form into buf; false when the value
- * is of another type. */
-static bool
-body_tags(const json_t *t, char *buf, size_t len)
-{
-    const json_t *e;
-    size_t i, used = 0;
-
-    buf[0] = '\0';
-    if (json_is_string(t)) {
-        snprintf(buf, len, "%s", json_string_value(t));
-        return true;
-    }
-    if (!json_is_array(t))
-        return false;
-    json_array_foreach(t, i, e) {
-        int n;
-        if (!json_is_string(e))
-            return false;
-        n = snprintf(buf + used, len - used, "%s%s", used ? "," : "", json_string_value(e));
-        if (n < 0 || (size_t)n >= len - used)
-            return false;
-        used += (size_t)n;
-    }
-    return true;
-}
 
 /* PUT /api/vhosts/{vhost} with an optional JSON object body
  * ({"description":..., "tags":..., "tracing":...}): 201 when created,
@@ -114,7 +87,7 @@ sb_http__api_vhost_put(sb_http_req *r)
     }
     tracing = sb_http__json_bool(r->json, "tracing", v != NULL && sb_vhost_tracing(v), &bad);
     if (bad || (desc != NULL && !json_is_string(desc)) ||
-        (tags != NULL && !body_tags(tags, tagbuf, sizeof tagbuf))) {
+        (tags != NULL && !sb_http__json_tags(tags, tagbuf, sizeof tagbuf))) {
         sb_http__reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
                              "description must be a string, tags a string or a list of "
                              "strings, and tracing a boolean");

@@ -337,5 +337,9 @@ void sb_http__reply_broker_error(sb_http_req *r, int code, const sb_error *err);
 void sb_http__sort_by_name(json_t *arr);
 /* A body boolean: absent is def; not a boolean sets *bad. */
 bool sb_http__json_bool(const json_t *obj, const char *key, bool def, bool *bad);
+/* "tags" as RabbitMQ takes them (a comma-separated string or a list of
+ * strings) into buf, comma-separated; false for any other value or when
+ * they do not fit. */
+bool sb_http__json_tags(const json_t *t, char *buf, size_t len);
 
 #endif /* SB_HTTP_INT_H */
