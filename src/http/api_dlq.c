@@ -175,6 +175,8 @@ sb_http__api_dlq(sb_http_req *r)
     sb_queue_view qv;
     sb_bchan *ch = NULL;
     sb_error err = { 0 };
+    sb_trace_who who;
+    char who_buf[96];
     uint32_t limit;
     sb_vhost *v;
 
@@ -182,6 +184,8 @@ sb_http__api_dlq(sb_http_req *r)
         !query_limit(r, DLQ_DEFAULT_LIMIT, DLQ_MAX_LIMIT, &limit))
         goto out;
     ch = sb_bchan_new(r->h->broker, v, &dlq_owner);
+    sb_http__trace_who(r, &who, who_buf, sizeof who_buf);
+    sb_bchan_set_who(ch, who.connection, who.user, 0);
     for (uint32_t i = 0; i < limit; i++) {
         sb_deliver_info d;
         sb_amqp_props p;

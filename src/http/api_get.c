@@ -160,6 +160,8 @@ sb_http__api_queue_get(sb_http_req *r)
 {
     json_t *list = json_array();
     sb_error err = { 0 };
+    sb_trace_who who;
+    char who_buf[96];
     sb_bchan *ch;
     sb_vhost *v;
     get_req g;
@@ -176,6 +178,8 @@ sb_http__api_queue_get(sb_http_req *r)
         return;
     }
     ch = sb_bchan_new(r->h->broker, v, &get_owner);
+    sb_http__trace_who(r, &who, who_buf, sizeof who_buf);
+    sb_bchan_set_who(ch, who.connection, who.user, 0);
     rc = take(ch, r->params[1], &g, list, &err);
     if (rc == 0 && g.mode == REJECT_DROP)
         rc = sb_bchan_nack(ch, 0, true, false, &err);
