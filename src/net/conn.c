@@ -20,6 +20,19 @@
  * closed connection sits on loop->closed until the loop reaps it: on_close
  * runs from the loop, never inside a caller's sb_conn_* call, and the
  * struct is freed after on_close returns.
+ *
+ * TLS (tls.c): a connection accepted on a TLS listener carries an
+ * sb_net__tls, and its reads and flushes take the tls_* paths below, one
+ * test of c->tls per read or flush; plain connections run exactly the
+ * code they always did. Ciphertext read from the socket is decrypted at
+ * once, all of it (so no record waits inside OpenSSL while epoll reports
+ * nothing), and the plaintext goes through the same on_data/in-buffer
+ * logic. Output is encrypted from the same segment queue in batches:
+ * segments of a record's size or more are encrypted in place, smaller
+ * ones are first gathered into one record; the ciphertext is sent, and
+ * the next batch encrypted only once it is all out, so a slow reader
+ * holds at most one batch of ciphertext. Closing sends close_notify
+ * before the FIN.
  */
 #include "net_int.h"
 
@@ -39,6 +52,8 @@
 #define SB_NET__SEG_KEEP ((size_t)4 * 1024)    /* keep an emptied tail this big */
 #define SB_NET__REF_COPY_MAX 256               /* smaller ref writes are copied */
 #define SB_NET__LINGER_MS 5000
+#define SB_NET__TLS_RECORD ((size_t)16 * 1024)  /* plaintext per TLS record */
+#define SB_NET__TLS_BATCH ((size_t)64 * 1024)   /* plaintext encrypted per send */
 
 typedef enum sb_conn_state {
     SB_CONN_OPEN,
@@ -77,9 +92,13 @@ struct sb_conn {
     sb_timer linger;
     struct sockaddr_storage peer_addr;
     char peer[SB_NET__ADDRSTRLEN];
+    sb_net__tls *tls;           /* NULL for plain TCP */
 };
 
 static void conn_finish(sb_conn *c, int err);
+static int tls_write_some(sb_conn *c);
+static ssize_t tls_read_once(sb_conn *c);
+static bool tls_idle(const sb_conn *c);
 
 /* ---- output queue ---- */
 
@@ -280,6 +299,8 @@ write_some(sb_conn *c)
     sb_list *it;
     ssize_t w;
 
+    if (c->tls != NULL)
+        return tls_write_some(c);
     sb_list_foreach(it, &c->out) {
         sb_net__seg *s = SB_CONTAINER_OF(it, sb_net__seg, node);
         if (seg_left(s) == 0)
@@ -324,7 +345,8 @@ after_write(sb_conn *c)
         if (c->ops != NULL && c->ops->on_drain != NULL)
             c->ops->on_drain(c, c->ud);
     }
-    if (c->state == SB_CONN_FLUSHING && sb_conn_pending(c) == 0)
+    if (c->state == SB_CONN_FLUSHING && sb_conn_pending(c) == 0 &&
+        (c->tls == NULL || tls_idle(c)))
         start_drain(c);
 }
 
@@ -435,7 +457,7 @@ read_input(sb_conn *c)
 
         if (c->state != SB_CONN_OPEN || c->read_paused)
             return;
-        n = read_once(c);
+        n = c->tls != NULL ? tls_read_once(c) : read_once(c);
         if (n == -EAGAIN || n == -EWOULDBLOCK)
             return;
         if (n <= 0) {
@@ -507,6 +529,219 @@ on_conn_io(sb_loop *l, sb_io *io, uint32_t events)
         drain_input(c);
     else if (c->state != SB_CONN_CLOSED && (events & (EPOLLHUP | EPOLLERR)))
         conn_finish(c, sock_error(c));  /* paused or flushing: nobody reads */
+}
+
+/* ---- TLS ---- */
+
+/* Hands got plaintext bytes at dst to on_data as read_once does with what
+ * read(2) returned: dst is loop->rbuf when direct, else c->in's tail. */
+static void
+deliver_plain(sb_conn *c, uint8_t *dst, size_t got, bool direct)
+{
+    if (direct) {
+        size_t used = deliver(c, dst, got);
+        if (c->state == SB_CONN_OPEN)
+            sb_buf_append(&c->in, dst + used, got - used);
+    } else {
+        c->in.len += got;
+        deliver_buffered(c);
+    }
+}
+
+/* Decrypts everything fed, 64 KiB of plaintext at a time. Returns 0 when
+ * it is all used, 0 too if on_data closed the connection (the rest is
+ * dropped), SB_NET__TLS_EOF or -EPROTO. A paused connection keeps
+ * decrypting into c->in: the socket is not read again until it resumes. */
+static int
+tls_decrypt(sb_conn *c)
+{
+    for (;;) {
+        bool direct = c->in.len == 0;
+        size_t got = 0;
+        uint8_t *dst;
+        int rc = 0;
+
+        if (direct) {
+            dst = c->loop->rbuf;
+        } else {
+            sb_buf_reserve(&c->in, SB_NET__READ_CHUNK);
+            dst = c->in.data + c->in.len;
+        }
+        while (got < SB_NET__READ_CHUNK &&
+               (rc = sb_net__tls_read(c->tls, dst + got, SB_NET__READ_CHUNK - got)) > 0)
+            got += (size_t)rc;
+        if (got > 0)
+            deliver_plain(c, dst, got, direct);
+        if (rc <= 0 || c->state != SB_CONN_OPEN)
+            return rc < 0 ? rc : 0;
+    }
+}
+
+/* A failed handshake or a broken record: the alert OpenSSL wrote goes out
+ * if the socket takes it at once; the connection is then closed. */
+static void
+tls_send_alert(sb_conn *c)
+{
+    size_t len;
+    const uint8_t *p = sb_net__tls_out(c->tls, &len);
+
+    if (len > 0)
+        (void)send(c->io.fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    sb_net__tls_out_consume(c->tls, len);
+}
+
+/* read_once for TLS: one read(2) of ciphertext, all of it decrypted.
+ * Returns the ciphertext bytes read, 0 at EOF (TCP or close_notify), or
+ * -errno. */
+static ssize_t
+tls_read_once(sb_conn *c)
+{
+    size_t pending;
+    ssize_t n;
+    int rc;
+
+    if (c->loop->tls_rbuf == NULL)
+        c->loop->tls_rbuf = sb_malloc(SB_NET__READ_CHUNK);
+    do
+        n = read(c->io.fd, c->loop->tls_rbuf, SB_NET__READ_CHUNK);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        return n < 0 ? -errno : 0;
+    sb_net__tls_feed(c->tls, c->loop->tls_rbuf, (size_t)n);
+    rc = tls_decrypt(c);
+    sb_net__tls_feed(c->tls, NULL, 0);
+    if (rc == SB_NET__TLS_EOF)
+        return 0;
+    if (rc < 0) {
+        tls_send_alert(c);
+        return rc;
+    }
+    /* Handshake messages to send, or output that waited for the
+     * handshake to finish. */
+    sb_net__tls_out(c->tls, &pending);
+    if (accepts_output(c) &&
+        (pending > 0 || (sb_net__tls_ready(c->tls) && sb_conn_pending(c) > 0)))
+        mark_write(c);
+    return n;
+}
+
+/* Sends the ciphertext waiting. 1 when all is out, 0 if the socket is
+ * full, or -errno. */
+static int
+tls_send(sb_conn *c)
+{
+    for (;;) {
+        size_t len;
+        const uint8_t *p = sb_net__tls_out(c->tls, &len);
+        ssize_t w;
+
+        if (len == 0)
+            return 1;
+        do
+            w = send(c->io.fd, p, len, MSG_NOSIGNAL);
+        while (w < 0 && errno == EINTR);
+        if (w < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+        sb_net__tls_out_consume(c->tls, (size_t)w);
+    }
+}
+
+/* Encrypts up to a batch of queued plaintext, dropping it from the queue.
+ * A segment of a record or more is encrypted where it is; smaller ones
+ * are gathered into one record first (a frame header, a body and the
+ * next frame's header make one record, not three). 0, or -EPROTO. */
+static int
+tls_encrypt(sb_conn *c)
+{
+    uint8_t stage[SB_NET__TLS_RECORD];
+    size_t done = 0;
+
+    while (done < SB_NET__TLS_BATCH && c->out_bytes > 0) {
+        sb_net__seg *head = SB_CONTAINER_OF(c->out.next, sb_net__seg, node);
+        size_t n = 0;
+        sb_list *it;
+        int rc;
+
+        if (seg_left(head) >= SB_NET__TLS_RECORD) {
+            n = seg_left(head) < SB_NET__TLS_BATCH - done ? seg_left(head)
+                                                            : SB_NET__TLS_BATCH - done;
+            rc = sb_net__tls_write(c->tls, seg_data(head), n);
+        } else {
+            sb_list_foreach(it, &c->out) {
+                sb_net__seg *s = SB_CONTAINER_OF(it, sb_net__seg, node);
+                size_t take = seg_left(s) < sizeof stage - n ? seg_left(s) : sizeof stage - n;
+                memcpy(stage + n, seg_data(s), take);
+                n += take;
+                if (n == sizeof stage)
+                    break;
+            }
+            rc = sb_net__tls_write(c->tls, stage, n);
+        }
+        if (rc < 0)
+            return rc;
+        consume_out(c, n);
+        done += n;
+    }
+    return 0;
+}
+
+/* write_some for TLS: send what is encrypted, encrypt the next batch,
+ * until the socket is full (0) or everything is out (2); -errno on
+ * failure. Until the handshake is done, plaintext waits in the queue
+ * (tls_read_once flushes it once it is). A closing connection adds
+ * close_notify once its queue is empty. */
+static int
+tls_write_some(sb_conn *c)
+{
+    for (;;) {
+        int rc = tls_send(c);
+
+        if (rc <= 0)
+            return rc;
+        if (!sb_net__tls_ready(c->tls))
+            return 2;
+        if (c->out_bytes == 0) {
+            if (c->state == SB_CONN_FLUSHING && sb_net__tls_shutdown(c->tls))
+                continue;
+            return 2;
+        }
+        rc = tls_encrypt(c);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+/* Nothing left for TLS to send before the FIN. */
+static bool
+tls_idle(const sb_conn *c)
+{
+    size_t len;
+
+    sb_net__tls_out(c->tls, &len);
+    return len == 0;
+}
+
+int
+sb_net__conn_start_tls(sb_conn *c, sb_tls *t)
+{
+    c->tls = sb_net__tls_new(t, c->peer);
+    if (c->tls == NULL) {
+        conn_finish(c, -ENOMEM);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+bool
+sb_conn_is_tls(const sb_conn *c)
+{
+    return c->tls != NULL;
+}
+
+const char *
+sb_conn_peer_cert_cn(const sb_conn *c)
+{
+    return c->tls != NULL ? sb_net__tls_peer_cn(c->tls) : NULL;
 }
 
 /* ---- lifetime ---- */
@@ -584,6 +819,7 @@ sb_net__conns_reap(sb_loop *l)
         sb_list_remove(it);
         if (c->ops != NULL && c->ops->on_close != NULL)
             c->ops->on_close(c, c->close_err, c->ud);
+        sb_net__tls_free(c->tls);
         sb_buf_free(&c->in);
         sb_buf_free(&c->discard);
         sb_free(c);
@@ -600,6 +836,8 @@ sb_net__conns_abort_all(sb_loop *l)
     sb_net__conns_reap(l);
     sb_free(l->rbuf);
     l->rbuf = NULL;
+    sb_free(l->tls_rbuf);
+    l->tls_rbuf = NULL;
 }
 
 void

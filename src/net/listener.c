@@ -29,6 +29,7 @@ struct sb_listener {
     bool starved;               /* accept failed for resources; logged once */
     sb_accept_fn fn;
     void *arg;
+    sb_tls *tls;                /* borrowed; NULL: plain TCP */
     uint16_t port;
     sb_list node;               /* in loop->listeners */
 };
@@ -85,6 +86,8 @@ accept_one(sb_listener *ls)
     }
     if (sb_net__conn_new(ls->loop, fd, (struct sockaddr *)&ss, len, &c) < 0)
         return true;            /* conn_new logged and closed fd */
+    if (ls->tls != NULL && sb_net__conn_start_tls(c, ls->tls) < 0)
+        return true;            /* logged; c is closed and reaped without callbacks */
     ls->fn(ls, c, ls->arg);
     sb_net__conn_accepted(c);
     return true;
@@ -140,6 +143,12 @@ out:
         sb_free(ls);
     }
     return rc;
+}
+
+void
+sb_listener_set_tls(sb_listener *ls, sb_tls *t)
+{
+    ls->tls = t;
 }
 
 uint16_t

@@ -147,6 +147,34 @@ sb_loop *sb_conn_loop(const sb_conn *c);
  * the socket cannot say. */
 void sb_conn_local(const sb_conn *c, char *out, size_t len);
 
+/* ---- TLS (OpenSSL; tls.c) ---- */
+typedef struct sb_tls sb_tls;
+
+typedef struct sb_tls_opts {
+    const char *certfile;       /* PEM: the server certificate, then any intermediates */
+    const char *keyfile;        /* PEM: its private key (unencrypted) */
+    const char *cacertfile;     /* PEM: CAs a client certificate must chain to; NULL or "" */
+    bool verify_peer;           /* ask for a client certificate and check it (needs cacertfile) */
+    bool fail_if_no_peer_cert;  /* with verify_peer: refuse a client that sends none */
+    bool tls13_only;            /* refuse TLS 1.2 too (TLS 1.0 and 1.1 are always refused) */
+} sb_tls_opts;
+
+/* Loads the certificate, key and CAs and makes a server context. Returns
+ * 0 and sets *out, or -1 with a sentence in err (which file, and what
+ * OpenSSL found wrong with it). Strings in o are not kept. */
+int sb_tls_new(const sb_tls_opts *o, sb_tls **out, char *err, size_t errlen);
+/* After every listener using t is closed; connections still open keep
+ * what they need (OpenSSL counts references to its context). NULL is a
+ * no-op. */
+void sb_tls_free(sb_tls *t);
+
+/* True if c speaks TLS (accepted on a listener with sb_listener_set_tls). */
+bool sb_conn_is_tls(const sb_conn *c);
+/* The common name (CN) of the client certificate, if the peer sent one and
+ * it was verified against cacertfile (verify_peer); NULL otherwise or
+ * before the TLS handshake finished. Borrowed until on_close returns. */
+const char *sb_conn_peer_cert_cn(const sb_conn *c);
+
 /* ---- listeners ---- */
 typedef struct sb_listener sb_listener;
 /* Called for each accepted connection; set its ops and ud with
@@ -163,6 +191,10 @@ void sb_conn_set_ops(sb_conn *c, const sb_conn_ops *ops, void *ud);
 int sb_listener_open(sb_loop *l, const char *addr, uint16_t port, sb_accept_fn fn,
                      void *arg, sb_listener **out);
 uint16_t sb_listener_port(const sb_listener *ls);
+/* Every connection ls accepts from now on speaks TLS with t: the handshake
+ * runs inside the loop, and on_data sees plaintext only once it is done.
+ * t is borrowed and must outlive ls. */
+void sb_listener_set_tls(sb_listener *ls, sb_tls *t);
 /* Stops accepting and frees ls (also from inside its accept callback);
  * connections already accepted are unaffected. */
 void sb_listener_close(sb_listener *ls);

@@ -6,6 +6,7 @@
 #ifndef SB_NET_INT_H
 #define SB_NET_INT_H
 
+#include <errno.h>
 #include <signal.h>
 #include <sys/epoll.h>
 
@@ -45,6 +46,7 @@ struct sb_loop {
     sb_list closed;
     sb_list listeners;
     uint8_t *rbuf;              /* shared read buffer (conn.c), lazily made */
+    uint8_t *tls_rbuf;          /* ciphertext read buffer, made on the first TLS read */
 
     /* wake.c */
     int wake_fd;
@@ -80,6 +82,42 @@ void sb_net__conns_redeliver(sb_loop *l);
 void sb_net__conns_reap(sb_loop *l);
 /* At loop free: aborts every open conn and reaps (on_close err -ECANCELED). */
 void sb_net__conns_abort_all(sb_loop *l);
+
+/* tls.c - one TLS session over a connection's bytes. OpenSSL reads and
+ * writes through a BIO of ours: it reads the ciphertext conn.c fed it and
+ * appends what it writes to a buffer conn.c sends, so OpenSSL never does
+ * I/O and never asks to wait for the socket (no WANT_WRITE, ever). */
+typedef struct sb_net__tls sb_net__tls;
+/* A server session for t; peer is borrowed for log lines and must outlive
+ * it. Returns NULL if OpenSSL cannot make one (logged). */
+sb_net__tls *sb_net__tls_new(sb_tls *t, const char *peer);
+void sb_net__tls_free(sb_net__tls *s);
+/* Offers cipher[0..n) to the next sb_net__tls_read calls. Borrowed until
+ * sb_net__tls_read returns 0 or less: every byte is used by then. */
+void sb_net__tls_feed(sb_net__tls *s, const uint8_t *cipher, size_t n);
+#define SB_NET__TLS_EOF (-ESHUTDOWN) /* the peer sent close_notify */
+/* Decrypts into buf[0..cap) (driving the handshake first). Returns the
+ * plaintext bytes (> 0), 0 when every fed byte is used and more are
+ * needed, SB_NET__TLS_EOF, or -EPROTO after logging why (a failed
+ * handshake: garbage, an old protocol, a refused certificate). */
+int sb_net__tls_read(sb_net__tls *s, uint8_t *buf, size_t cap);
+/* Encrypts p[0..n) into the output, whole. 0, or -EPROTO (logged). */
+int sb_net__tls_write(sb_net__tls *s, const void *p, size_t n);
+/* After the handshake, once: appends close_notify to the output. True if
+ * it did. */
+bool sb_net__tls_shutdown(sb_net__tls *s);
+/* The handshake is done: plaintext may be written. */
+bool sb_net__tls_ready(const sb_net__tls *s);
+/* Ciphertext waiting to be sent: returns a pointer and sets *len (NULL and
+ * 0 when none). Valid until the next call on s. */
+const uint8_t *sb_net__tls_out(const sb_net__tls *s, size_t *len);
+void sb_net__tls_out_consume(sb_net__tls *s, size_t n);
+/* The peer's verified certificate CN, or NULL. */
+const char *sb_net__tls_peer_cn(const sb_net__tls *s);
+
+/* conn.c: makes c speak TLS with t (before anything was read or written).
+ * On failure c is aborted and -ENOMEM returned. */
+int sb_net__conn_start_tls(sb_conn *c, sb_tls *t);
 
 /* listener.c */
 void sb_net__listeners_close_all(sb_loop *l);
