@@ -6,7 +6,7 @@
 set -eu
 
 pkgs_build="gcc make pkg-config libssl-dev libjansson-dev librabbitmq-dev libmicrohttpd-dev libpcre2-dev"
-pkgs_test="clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest python3-pika python3-kombu python3-amqp python3-celery python3-prometheus-client amqp-tools nodejs npm chromium"
+pkgs_test="clang libclang-rt-14-dev libcmocka-dev openssl python3 python3-pytest python3-pika python3-kombu python3-amqp python3-celery python3-prometheus-client amqp-tools nodejs npm chromium"
 pkgs_reference="rabbitmq-server"
 
 want=""

@@ -17,9 +17,36 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
+#include <openssl/ssl.h>
 
 #include "common/alloc.h"
+
+/* The TLS files from --cacert, --cert and --key (borrowed from argv).
+ * Process-wide because a client subcommand is one process and every
+ * connection it opens uses the same ones. */
+static struct {
+    const char *cacert, *cert, *key;
+} tls_files;
+
+/* opt if set, else $env if set and non-empty, else NULL. */
+static const char *opt_or_env(const char *opt, const char *env)
+{
+    if (opt != NULL)
+        return opt;
+    const char *v = getenv(env);
+    return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+/* True if url names credentials ("amqps://user:pass@host/"). */
+static int url_has_user(const char *url)
+{
+    const char *p = strstr(url, "://");
+    p = p ? p + 3 : url;
+    size_t auth = strcspn(p, "/?#");
+    return memchr(p, '@', auth) != NULL;
+}
 
 const char *sb_client_url(const char *url)
 {
@@ -188,15 +215,46 @@ static const char *probe_connect(const char *host, int port, int timeout_ms)
     return strerror(err);
 }
 
+/* An amqps:// socket: the broker's certificate is verified (chain and
+ * host name) against --cacert, else the system's CAs; --cert and --key
+ * present a client certificate. NULL after printing why. */
+static amqp_socket_t *tls_socket(sb_client *c)
+{
+    const char *cacert = opt_or_env(tls_files.cacert, "AMQP_CACERT");
+    const char *cert = opt_or_env(tls_files.cert, "AMQP_CERT");
+    const char *key = opt_or_env(tls_files.key, "AMQP_KEY");
+    amqp_socket_t *sock = amqp_ssl_socket_new(c->conn);
+    if (sock == NULL) {
+        fprintf(stderr, "switchboard: cannot create a TLS socket (OpenSSL failed to start)\n");
+        return NULL;
+    }
+    amqp_ssl_socket_set_verify_peer(sock, 1);
+    amqp_ssl_socket_set_verify_hostname(sock, 1);
+    if (cacert != NULL && amqp_ssl_socket_set_cacert(sock, cacert) != AMQP_STATUS_OK) {
+        fprintf(stderr, "switchboard: cannot load the CA certificates in '%s' (--cacert)\n",
+                cacert);
+        return NULL;
+    }
+    if (cacert == NULL)
+        SSL_CTX_set_default_verify_paths(amqp_ssl_socket_get_context(sock));
+    if ((cert == NULL) != (key == NULL)) {
+        fprintf(stderr, "switchboard: a client certificate needs both --cert and --key\n");
+        return NULL;
+    }
+    if (cert != NULL && amqp_ssl_socket_set_key(sock, cert, key) != AMQP_STATUS_OK) {
+        fprintf(stderr, "switchboard: cannot load the client certificate '%s' with key '%s' "
+                        "(PEM files, the key not encrypted, matching each other?)\n", cert, key);
+        return NULL;
+    }
+    return sock;
+}
+
 static int open_socket(sb_client *c, const struct amqp_connection_info *ci, int timeout_ms)
 {
-    if (ci->ssl) {
-        fprintf(stderr, "switchboard: amqps:// URLs are not supported by this build\n");
-        return -1;
-    }
-    amqp_socket_t *sock = amqp_tcp_socket_new(c->conn);
+    amqp_socket_t *sock = ci->ssl ? tls_socket(c) : amqp_tcp_socket_new(c->conn);
     if (sock == NULL) {
-        fprintf(stderr, "switchboard: cannot create a socket: out of memory\n");
+        if (!ci->ssl)
+            fprintf(stderr, "switchboard: cannot create a socket: out of memory\n");
         return -1;
     }
     struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
@@ -207,14 +265,16 @@ static int open_socket(sb_client *c, const struct amqp_connection_info *ci, int 
                           ? probe_connect(ci->host, ci->port, timeout_ms > 0 ? timeout_ms : 5000)
                           : amqp_error_string2(rc);
     fprintf(stderr,
-            "switchboard: cannot connect to %s: %s (is the broker running? start it with "
-            "`make run`, or pass --url / set AMQP_URL)\n",
-            c->where, why);
+            "switchboard: cannot connect to %s: %s (%s)\n", c->where, why,
+            ci->ssl ? "is that the broker's AMQPS port, and does --cacert hold the CA that "
+                      "signed its certificate?"
+                    : "is the broker running? start it with `make run`, or pass --url / set "
+                      "AMQP_URL");
     return -1;
 }
 
 static amqp_rpc_reply_t login(sb_client *c, const struct amqp_connection_info *ci,
-                              const char *conn_name)
+                              const char *conn_name, int external)
 {
     /* consumer_cancel_notify: without it a broker does not send
      * basic.cancel when a consumed queue is deleted, and a consumer waits
@@ -233,6 +293,11 @@ static amqp_rpc_reply_t login(sb_client *c, const struct amqp_connection_info *c
         entries[1].value.value.bytes = amqp_cstring_bytes(conn_name);
         props.num_entries = 2;
     }
+    /* EXTERNAL: the broker takes the user from the client certificate and
+     * ignores the identity sent (librabbitmq cannot send an empty one). */
+    if (external)
+        return amqp_login_with_properties(c->conn, ci->vhost, 0, AMQP_DEFAULT_FRAME_SIZE, 0,
+                                          &props, AMQP_SASL_METHOD_EXTERNAL, ci->user);
     return amqp_login_with_properties(c->conn, ci->vhost, 0, AMQP_DEFAULT_FRAME_SIZE, 0,
                                       &props, AMQP_SASL_METHOD_PLAIN, ci->user,
                                       ci->password);
@@ -248,7 +313,7 @@ int sb_client_open(sb_client *c, const char *url, const char *conn_name, int tim
     if (rc != AMQP_STATUS_OK) {
         fprintf(stderr,
                 "switchboard: bad AMQP URL '%s': %s (expected "
-                "amqp://user:password@host:port/vhost)\n",
+                "amqp://user:password@host:port/vhost, or amqps:// for TLS)\n",
                 url, amqp_error_string2(rc));
         goto fail;
     }
@@ -268,10 +333,16 @@ int sb_client_open(sb_client *c, const char *url, const char *conn_name, int tim
     }
     if (open_socket(c, &ci, timeout_ms) != 0)
         goto fail;
+    /* amqps:// with a client certificate and no user in the URL: EXTERNAL. */
+    int external = ci.ssl && opt_or_env(tls_files.cert, "AMQP_CERT") != NULL && !url_has_user(url);
     char what[400];
-    snprintf(what, sizeof what, "cannot log in to %s as '%s' (vhost '%s')", c->where, ci.user,
-             ci.vhost);
-    if (sb_client_check(login(c, &ci, conn_name), what) != 0)
+    if (external)
+        snprintf(what, sizeof what, "cannot log in to %s with the client certificate (SASL "
+                 "EXTERNAL, vhost '%s')", c->where, ci.vhost);
+    else
+        snprintf(what, sizeof what, "cannot log in to %s as '%s' (vhost '%s')", c->where,
+                 ci.user, ci.vhost);
+    if (sb_client_check(login(c, &ci, conn_name, external), what) != 0)
         goto fail;
     amqp_channel_open(c->conn, SB_CLIENT_CHANNEL);
     if (sb_client_check_last(c, "cannot open a channel") != 0)
@@ -527,24 +598,71 @@ int sb_confirms_wait(sb_client *c, sb_confirms *cf, uint64_t max_out, int timeou
 
 /* ---- command-line parsing: one wording of every usage error ---- */
 
+/* The TLS options every subcommand with --url takes, handled here. */
+enum { OPT_TLS_CACERT = 0x7f00, OPT_TLS_CERT, OPT_TLS_KEY };
+
+static const struct option tls_longopts[] = {
+    { "cacert", required_argument, NULL, OPT_TLS_CACERT },
+    { "cert", required_argument, NULL, OPT_TLS_CERT },
+    { "key", required_argument, NULL, OPT_TLS_KEY },
+};
+#define N_TLS_OPTS (sizeof tls_longopts / sizeof tls_longopts[0])
+
+static const char tls_usage[] =
+    "\n"
+    "TLS (amqps://host:5671/ URLs):\n"
+    "  --cacert FILE         CA certificates (PEM) the broker's certificate must\n"
+    "                        chain to (default: $AMQP_CACERT, else the system's)\n"
+    "  --cert FILE           client certificate (PEM), for a broker that asks for\n"
+    "                        one (default: $AMQP_CERT); with no user in the URL,\n"
+    "                        logs in as the certificate's name (SASL EXTERNAL)\n"
+    "  --key FILE            its private key, PEM, not encrypted (default: $AMQP_KEY)\n";
+
+/* cmd's long options, plus the TLS ones if it connects over AMQP (takes
+ * --url). New allocation. */
+static struct option *with_tls_opts(const sb_client_cmd *cmd, int *has_tls)
+{
+    size_t n = 0;
+    *has_tls = 0;
+    for (; cmd->longopts[n].name != NULL; n++)
+        if (strcmp(cmd->longopts[n].name, "url") == 0)
+            *has_tls = 1;
+    struct option *all = sb_calloc(n + N_TLS_OPTS + 1, sizeof *all);
+    memcpy(all, cmd->longopts, n * sizeof *all);
+    if (*has_tls)
+        memcpy(all + n, tls_longopts, sizeof tls_longopts);
+    return all;
+}
+
 int sb_client_parse_args(const sb_client_cmd *cmd, int argc, char **argv, void *opts)
 {
+    int has_tls, opt, rc = 0;
+    struct option *longopts = with_tls_opts(cmd, &has_tls);
     optind = 0;  /* full reinitialisation of GNU getopt */
     opterr = 0;  /* we word the errors ourselves */
-    int opt;
-    while ((opt = getopt_long(argc, argv, cmd->shortopts, cmd->longopts, NULL)) != -1) {
-        int rc = cmd->apply(opts, opt);
+    while ((opt = getopt_long(argc, argv, cmd->shortopts, longopts, NULL)) != -1) {
+        if (opt == OPT_TLS_CACERT || opt == OPT_TLS_CERT || opt == OPT_TLS_KEY) {
+            *(opt == OPT_TLS_CACERT ? &tls_files.cacert
+              : opt == OPT_TLS_CERT ? &tls_files.cert : &tls_files.key) = optarg;
+            continue;
+        }
+        rc = cmd->apply(opts, opt);
         if (rc == SB_CLIENT_OPT_HELP) {
             fputs(cmd->usage, stdout);
-            return SB_CLIENT_OPT_HELP;
+            if (has_tls)
+                fputs(tls_usage, stdout);
+            break;
         }
-        if (rc == SB_CLIENT_OPT_UNKNOWN)
-            return sb_client_usage_error(cmd->name, "unknown option or missing value: %s",
-                                         argv[optind - 1]);
+        if (rc == SB_CLIENT_OPT_UNKNOWN) {
+            rc = sb_client_usage_error(cmd->name, "unknown option or missing value: %s",
+                                       argv[optind - 1]);
+            break;
+        }
         if (rc != 0)
-            return rc;
+            break;
     }
-    return 0;
+    sb_free(longopts);
+    return rc;
 }
 
 int sb_client_usage_error(const char *name, const char *fmt, ...)

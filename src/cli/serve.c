@@ -30,6 +30,7 @@ typedef struct serve_ctx {
     bool stopping;
     sb_timer stop_timer;
     sb_http *http;
+    sb_tls *tls;                /* AMQPS, or NULL */
 } serve_ctx;
 
 static void
@@ -116,14 +117,16 @@ on_signal(sb_loop *l, void *arg)
     sb_timer_start(l, &ctx->stop_timer, SHUTDOWN_GRACE_MS);
 }
 
-/* Opens the AMQP listener on every bind address. Fails only if none can
- * be opened (a machine without IPv6 still serves 127.0.0.1). */
+/* Opens an AMQP listener (AMQPS with tls) on every bind address. Fails
+ * only if none can be opened (a machine without IPv6 still serves
+ * 127.0.0.1). */
 static int
-open_listeners(serve_ctx *ctx, const sb_config *c)
+open_listeners(serve_ctx *ctx, const sb_config *c, uint32_t port_opt, sb_tls *tls)
 {
+    const char *what = tls ? "AMQPS" : "AMQP";
     char addrs[256], *save = NULL;
-    uint16_t port = (uint16_t)c->amqp_port;
-    int last = 0;
+    uint16_t port = (uint16_t)port_opt;
+    int opened = 0, last = 0;
 
     snprintf(addrs, sizeof addrs, "%s", c->bind);
     for (char *a = strtok_r(addrs, ",", &save); a && ctx->nlisteners < MAX_LISTENERS;
@@ -137,20 +140,77 @@ open_listeners(serve_ctx *ctx, const sb_config *c)
                    strerror(-last));
             continue;
         }
+        if (tls != NULL)
+            sb_listener_set_tls(ls, tls);
         /* With port 0 the first listener picks; the others follow it. */
         port = sb_listener_port(ls);
-        sb_log(SB_LOG_INFO, "serve", "AMQP listening on %s%s%s:%u", strchr(a, ':') ? "[" : "", a,
-               strchr(a, ':') ? "]" : "", port);
+        sb_log(SB_LOG_INFO, "serve", "%s listening on %s%s%s:%u", what,
+               strchr(a, ':') ? "[" : "", a, strchr(a, ':') ? "]" : "", port);
         ctx->listeners[ctx->nlisteners++] = ls;
+        opened++;
     }
-    if (ctx->nlisteners == 0) {
+    if (opened == 0) {
         sb_log(SB_LOG_ERROR, "serve",
-               "no AMQP listener could be opened on '%s' port %u: %s (is another broker "
-               "running? choose another port with --amqp-port)",
-               c->bind, c->amqp_port, strerror(-last));
+               "no %s listener could be opened on '%s' port %u: %s (is another broker "
+               "running? choose another port with %s)",
+               what, c->bind, port_opt, strerror(-last), tls ? "--amqps-port" : "--amqp-port");
         return -1;
     }
     return 0;
+}
+
+/* Checks that a certificate and its key are both set or both unset. */
+static int
+tls_files_set(const char *cert, const char *key, const char *cert_opt, const char *key_opt)
+{
+    if (cert[0] == '\0' && key[0] == '\0')
+        return 0;
+    if (cert[0] != '\0' && key[0] != '\0')
+        return 1;
+    sb_log(SB_LOG_ERROR, "serve", "%s is set but %s is not: TLS needs both",
+           cert[0] ? cert_opt : key_opt, cert[0] ? key_opt : cert_opt);
+    return -1;
+}
+
+/* ssl_options.min_version, for AMQPS and HTTPS: 0 and *tls13, or -1. */
+static int
+tls_min_version(const sb_config *c, bool *tls13)
+{
+    *tls13 = strcmp(c->ssl_min_version, "tlsv1.3") == 0;
+    if (*tls13 || strcmp(c->ssl_min_version, "tlsv1.2") == 0)
+        return 0;
+    sb_log(SB_LOG_ERROR, "serve", "ssl_options.min_version: '%s' is not tlsv1.2 or tlsv1.3",
+           c->ssl_min_version);
+    return -1;
+}
+
+/* The AMQPS listeners, when ssl_options.certfile and keyfile are set. */
+static int
+open_tls_listeners(serve_ctx *ctx, const sb_config *c)
+{
+    sb_tls_opts o = { .certfile = c->ssl_certfile, .keyfile = c->ssl_keyfile,
+                      .cacertfile = c->ssl_cacertfile,
+                      .fail_if_no_peer_cert = c->ssl_fail_if_no_peer_cert };
+    char err[600];
+    int on = tls_files_set(c->ssl_certfile, c->ssl_keyfile, "ssl_options.certfile",
+                           "ssl_options.keyfile");
+
+    if (on <= 0)
+        return on;
+    if (tls_min_version(c, &o.tls13_only) < 0)
+        return -1;
+    if (strcmp(c->ssl_verify, "verify_peer") == 0) {
+        o.verify_peer = true;
+    } else if (strcmp(c->ssl_verify, "verify_none") != 0) {
+        sb_log(SB_LOG_ERROR, "serve", "ssl_options.verify: '%s' is not verify_none or "
+               "verify_peer", c->ssl_verify);
+        return -1;
+    }
+    if (sb_tls_new(&o, &ctx->tls, err, sizeof err) < 0) {
+        sb_log(SB_LOG_ERROR, "serve", "AMQPS: %s", err);
+        return -1;
+    }
+    return open_listeners(ctx, c, c->amqps_port, ctx->tls);
 }
 
 static int
@@ -162,13 +222,30 @@ open_http(serve_ctx *ctx, sb_broker *broker, const sb_config *c)
                        .header_timeout_ms = c->http_header_timeout_ms,
                        .body_timeout_ms = c->http_body_timeout_ms,
                        .max_body_bytes = (size_t)c->http_max_body_bytes };
-    int rc = sb_http_start(ctx->loop, broker, &o, &ctx->http);
+    int rc = tls_files_set(c->management_ssl_certfile, c->management_ssl_keyfile,
+                           "management.ssl.certfile", "management.ssl.keyfile");
+
+    if (rc < 0)
+        return -1;
+    if (rc > 0) {
+        if (tls_min_version(c, &o.tls13_only) < 0)
+            return -1;
+        o.tls_port = (uint16_t)c->management_ssl_port;
+        o.tls_certfile = c->management_ssl_certfile;
+        o.tls_keyfile = c->management_ssl_keyfile;
+    }
+    rc = sb_http_start(ctx->loop, broker, &o, &ctx->http);
 
     if (rc < 0) {
-        sb_log(SB_LOG_ERROR, "serve",
-               "no HTTP listener could be opened on '%s' port %u: %s (is another broker "
-               "running? choose another port with --http-port)",
-               c->bind, c->http_port, strerror(-rc));
+        if (o.tls_port != 0 || o.tls_certfile != NULL)
+            sb_log(SB_LOG_ERROR, "serve", "the HTTP server could not start on '%s' (HTTP port "
+                   "%u, HTTPS port %u): %s (see above)", c->bind, c->http_port,
+                   c->management_ssl_port, strerror(-rc));
+        else
+            sb_log(SB_LOG_ERROR, "serve",
+                   "no HTTP listener could be opened on '%s' port %u: %s (is another broker "
+                   "running? choose another port with --http-port)",
+                   c->bind, c->http_port, strerror(-rc));
         return -1;
     }
     sb_log(SB_LOG_INFO, "serve", "HTTP listening on %s", sb_http_describe(ctx->http));
@@ -249,7 +326,8 @@ sb_cli_serve(int argc, char **argv)
     /* After the saved definitions: the default user is made on first
      * start only, as RabbitMQ's. */
     sb_broker_default_user(broker, c.default_user, c.default_pass);
-    if (open_listeners(&ctx, &c) < 0 || open_http(&ctx, broker, &c) < 0) {
+    if (open_listeners(&ctx, &c, c.amqp_port, NULL) < 0 || open_tls_listeners(&ctx, &c) < 0 ||
+        open_http(&ctx, broker, &c) < 0) {
         rc = 1;
         goto out;
     }
@@ -266,5 +344,6 @@ out:
     sb_serve_store_close(&ctx.store);
     sb_broker_free(broker);
     sb_loop_free(ctx.loop);
+    sb_tls_free(ctx.tls);
     return rc;
 }

@@ -33,6 +33,17 @@ typedef struct sb_config {
     uint32_t stats_interval_ms;
     uint64_t disk_free_limit;
     uint32_t trace_max_events;
+    /* TLS: off unless certfile and keyfile are set */
+    uint32_t amqps_port;
+    char ssl_certfile[512];
+    char ssl_keyfile[512];
+    char ssl_cacertfile[512];
+    char ssl_verify[16];        /* verify_none | verify_peer */
+    bool ssl_fail_if_no_peer_cert;
+    char ssl_min_version[16];   /* tlsv1.2 | tlsv1.3 */
+    uint32_t management_ssl_port;
+    char management_ssl_certfile[512];
+    char management_ssl_keyfile[512];
 } sb_config;
 
 typedef enum sb_opt_type { SB_OPT_U32, SB_OPT_U64, SB_OPT_BOOL, SB_OPT_STR } sb_opt_type;

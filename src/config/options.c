@@ -76,6 +76,38 @@ const sb_option sb_options[] = {
         "How often message counters are sampled into the rates the management API and the "
         "dashboard show, in milliseconds (RabbitMQ's collect_statistics_interval)."),
     STR("log_level", "--log-level", log_level, "info", "debug, info, warn or error."),
+    /* TLS, named after RabbitMQ's listeners.ssl.default, ssl_options.* and
+     * management.ssl.*. */
+    U32("amqps.port", "--amqps-port", amqps_port, 0, 65535, "5671",
+        "AMQPS (AMQP 0-9-1 over TLS) port, as RabbitMQ's listeners.ssl.default; the listener "
+        "opens only when ssl_options.certfile and ssl_options.keyfile are set (0 picks a free "
+        "port)."),
+    STR("ssl_options.certfile", "--ssl-certfile", ssl_certfile, "",
+        "PEM file with the server certificate (then any intermediates) for AMQPS; empty: no "
+        "AMQPS listener."),
+    STR("ssl_options.keyfile", "--ssl-keyfile", ssl_keyfile, "",
+        "PEM file with the certificate's private key (not encrypted)."),
+    STR("ssl_options.cacertfile", "--ssl-cacertfile", ssl_cacertfile, "",
+        "PEM file with the CA certificates client certificates must chain to (for "
+        "verify_peer)."),
+    STR("ssl_options.verify", "--ssl-verify", ssl_verify, "verify_none",
+        "verify_none: no client certificate is asked for; verify_peer: one is asked for and, if "
+        "sent, must chain to ssl_options.cacertfile (a verified one allows SASL EXTERNAL)."),
+    BOOL("ssl_options.fail_if_no_peer_cert", "--ssl-fail-if-no-peer-cert",
+         ssl_fail_if_no_peer_cert, "false",
+         "With verify_peer: refuse TLS clients that send no certificate."),
+    STR("ssl_options.min_version", "--ssl-min-version", ssl_min_version, "tlsv1.2",
+        "Oldest TLS version accepted, tlsv1.2 or tlsv1.3 (TLS 1.0 and 1.1 are always "
+        "refused); for AMQPS and HTTPS."),
+    U32("management.ssl.port", "--management-ssl-port", management_ssl_port, 0, 65535,
+        "15671",
+        "HTTPS port for management, REST and metrics, as RabbitMQ's management.ssl.port; opens "
+        "only when management.ssl.certfile and keyfile are set (0 picks a free port)."),
+    STR("management.ssl.certfile", "--management-ssl-certfile", management_ssl_certfile, "",
+        "PEM file with the HTTPS server certificate (may be the same as ssl_options.certfile); "
+        "empty: no HTTPS listener."),
+    STR("management.ssl.keyfile", "--management-ssl-keyfile", management_ssl_keyfile, "",
+        "PEM file with its private key (not encrypted)."),
 };
 
 const size_t sb_options_count = sizeof sb_options / sizeof sb_options[0];

@@ -11,6 +11,11 @@
  * a sweep once a second shuts down (shutdown(2), MHD still owns the fd)
  * the sockets of connections past their deadline, and MHD then closes
  * them as a normal peer close. Runs on the loop thread only.
+ *
+ * HTTPS (management.ssl.*) is MHD's own, over GnuTLS (Debian builds it
+ * in; MHD_FEATURE_TLS is checked at start): one more daemon per bind
+ * address, on the HTTPS port, with the PEM files read into memory. A
+ * timed-out HTTPS connection is shut down without the plaintext 408.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -128,7 +133,8 @@ on_sweep(sb_loop *l, sb_timer *t)
             continue;
         sb_log(SB_LOG_INFO, "http", "%s: no complete request %s within %u ms; closing", hc->peer,
                hc->is_in_body ? "body" : "headers", limit);
-        send_timeout(hc->fd, hc->is_in_body);
+        if (!hc->is_tls)
+            send_timeout(hc->fd, hc->is_in_body);
         shutdown(hc->fd, SHUT_RDWR);
         hc->is_shut = true;
     }
@@ -175,18 +181,29 @@ open_listen_socket(const char *addr, uint16_t port, uint16_t *bound)
 }
 
 static int
-start_daemon(sb_http *h, const char *addr, uint16_t port, sb_http_daemon *d)
+start_daemon(sb_http *h, const char *addr, uint16_t port, bool tls, sb_http_daemon *d)
 {
     uint16_t bound = 0;
     unsigned idle_s = (h->header_timeout_ms > h->body_timeout_ms ? h->header_timeout_ms
                                                                   : h->body_timeout_ms) / 1000 + 1;
     int fd = open_listen_socket(addr, port, &bound), rc = -EIO;
     const union MHD_DaemonInfo *info;
+    /* GnuTLS priorities: its defaults without TLS 1.0, 1.1 (and 1.2). */
+    const char *prio = h->tls13_only ? "NORMAL:-VERS-ALL:+VERS-TLS1.3"
+                                     : "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
+    struct MHD_OptionItem tls_opts[] = {
+        { MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert },
+        { MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key },
+        { MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)prio },
+        { MHD_OPTION_END, 0, NULL },
+    };
 
     if (fd < 0)
         return fd;
     d->h = h;
-    d->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0,
+    d->is_tls = tls;
+    d->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+                                (tls ? MHD_USE_TLS : 0), 0,
                             NULL, NULL, sb_http__access, h,
                             /* first, or MHD logs the other options to stderr */
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
@@ -195,6 +212,7 @@ start_daemon(sb_http *h, const char *addr, uint16_t port, sb_http_daemon *d)
                             MHD_OPTION_NOTIFY_COMPLETED, sb_http__completed, h,
                             MHD_OPTION_NOTIFY_CONNECTION, sb_http__conn_notify, h,
                             MHD_OPTION_CONNECTION_TIMEOUT, idle_s,
+                            MHD_OPTION_ARRAY, tls ? tls_opts : &tls_opts[3],
                             MHD_OPTION_END);
     if (d->d == NULL) {
         close(fd);
@@ -209,18 +227,23 @@ start_daemon(sb_http *h, const char *addr, uint16_t port, sb_http_daemon *d)
         MHD_stop_daemon(d->d); /* closes fd too */
         return rc;
     }
-    snprintf(d->name, sizeof d->name, "%s%s%s:%u", strchr(addr, ':') ? "[" : "", addr,
-             strchr(addr, ':') ? "]" : "", bound);
-    h->port = bound;
+    snprintf(d->name, sizeof d->name, "%s%s%s%s:%u", tls ? "https://" : "",
+             strchr(addr, ':') ? "[" : "", addr, strchr(addr, ':') ? "]" : "", bound);
+    if (tls)
+        h->tls_port = bound;
+    else
+        h->port = bound;
     return 0;
 }
 
+/* One daemon per bind address, plain or HTTPS. */
 static int
-start_all(sb_http *h, const char *bind, uint16_t port)
+start_all(sb_http *h, const char *bind, uint16_t port, bool tls)
 {
     char addrs[256], *save = NULL;
-    int last = -EINVAL;
-    size_t used = 0;
+    int last = -EINVAL, started = 0;
+    uint16_t *bound = tls ? &h->tls_port : &h->port;
+    size_t used = strlen(h->describe);
 
     snprintf(addrs, sizeof addrs, "%s", bind && *bind ? bind : SB_HTTP_DEFAULT_BIND);
     for (char *a = strtok_r(addrs, ",", &save); a && h->ndaemons < SB_HTTP__MAX_DAEMONS;
@@ -228,10 +251,10 @@ start_all(sb_http *h, const char *bind, uint16_t port)
         while (*a == ' ')
             a++;
         /* With port 0 the first daemon picks; the others follow it. */
-        last = start_daemon(h, a, h->ndaemons ? h->port : port, &h->daemons[h->ndaemons]);
+        last = start_daemon(h, a, started ? *bound : port, tls, &h->daemons[h->ndaemons]);
         if (last < 0) {
-            sb_log(SB_LOG_WARN, "http", "cannot listen on %s port %u: %s", a,
-                   h->ndaemons ? h->port : port, strerror(-last));
+            sb_log(SB_LOG_WARN, "http", "cannot listen on %s port %u%s: %s", a,
+                   started ? *bound : port, tls ? " (HTTPS)" : "", strerror(-last));
             continue;
         }
         used += (size_t)snprintf(h->describe + used, sizeof h->describe - used, "%s%s",
@@ -239,8 +262,72 @@ start_all(sb_http *h, const char *bind, uint16_t port)
         if (used >= sizeof h->describe)
             used = sizeof h->describe - 1;
         h->ndaemons++;
+        started++;
     }
-    return h->ndaemons > 0 ? 0 : last;
+    return started > 0 ? 0 : last;
+}
+
+/* A PEM file's text, NUL-terminated, for MHD; NULL (logged) if unreadable. */
+static char *
+read_pem(const char *path, const char *what)
+{
+    FILE *f = fopen(path, "rb");
+    sb_buf b = SB_BUF_INIT;
+    size_t n;
+
+    if (f == NULL) {
+        sb_log(SB_LOG_ERROR, "http", "cannot read the HTTPS %s '%s': %s", what, path,
+               strerror(errno));
+        return NULL;
+    }
+    do {
+        sb_buf_reserve(&b, 4096);
+        n = fread(b.data + b.len, 1, 4096, f);
+        b.len += n;
+    } while (n > 0 && b.len < ((size_t)1 << 20));
+    fclose(f);
+    sb_buf_append(&b, "", 1);
+    return (char *)b.data;
+}
+
+static int
+start_tls(sb_http *h, const sb_http_opts *o)
+{
+    int rc;
+
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        sb_log(SB_LOG_ERROR, "http", "this libmicrohttpd was built without HTTPS support; "
+               "unset management.ssl.certfile or install one with it (Debian's has it)");
+        return -ENOTSUP;
+    }
+    h->tls_cert = read_pem(o->tls_certfile, "certificate");
+    h->tls_key = h->tls_cert ? read_pem(o->tls_keyfile, "private key") : NULL;
+    if (h->tls_key == NULL)
+        return -EINVAL;
+    h->tls13_only = o->tls13_only;
+    h->is_starting = true;
+    rc = start_all(h, o->bind, o->tls_port, true);
+    h->is_starting = false;
+    if (rc < 0)
+        sb_log(SB_LOG_ERROR, "http", "no HTTPS listener could be started on port %u: %s "
+               "(libmicrohttpd's messages above say why)", o->tls_port, strerror(-rc));
+    return rc;
+}
+
+bool
+sb_http__daemon_is_tls(const sb_http *h, const struct MHD_Daemon *d)
+{
+    for (int i = 0; i < h->ndaemons; i++)
+        if (h->daemons[i].d == d)
+            return h->daemons[i].is_tls;
+    return false;
+}
+
+static void
+free_tls(sb_http *h)
+{
+    sb_free(h->tls_cert);
+    sb_free(h->tls_key);
 }
 
 /* A vhost is about to be deleted: the RPC channel the server holds there
@@ -276,13 +363,21 @@ sb_http_start(sb_loop *loop, sb_broker *broker, const sb_http_opts *o, sb_http *
     sb_timer_init(&h->run_timer, on_run_timer, h);
     sb_timer_init(&h->sweep_timer, on_sweep, h);
     h->is_starting = true;
-    rc = start_all(h, o->bind, o->port);
+    rc = start_all(h, o->bind, o->port, false);
     h->is_starting = false;
     if (rc < 0) {
         sb_log(SB_LOG_ERROR, "http", "no HTTP listener could be opened on '%s' port %u: %s",
                o->bind && *o->bind ? o->bind : SB_HTTP_DEFAULT_BIND, o->port, strerror(-rc));
         sb_free(h);
         return rc;
+    }
+    if (o->tls_certfile != NULL && o->tls_certfile[0] != '\0') {
+        rc = start_tls(h, o);
+        if (rc < 0) {
+            h->is_starting = false;
+            sb_http_stop(h);
+            return rc;
+        }
     }
     run_all(h);
     sb_broker_watch(broker, broker_event, h);
@@ -294,6 +389,12 @@ uint16_t
 sb_http_port(const sb_http *h)
 {
     return h->port;
+}
+
+uint16_t
+sb_http_tls_port(const sb_http *h)
+{
+    return h->tls_port;
 }
 
 const char *
@@ -327,5 +428,6 @@ sb_http_stop(sb_http *h)
     /* After the daemons: their completion hooks abandoned every call. */
     sb_http__rpc_stop(h);
     sb_assert(sb_list_empty(&h->conns));
+    free_tls(h);
     sb_free(h);
 }

@@ -45,6 +45,12 @@ typedef struct sb_http_opts {
                                       loopback peers only (as AMQP) */
     const char *default_pass;
     bool loopback_users_only;
+    /* HTTPS (libmicrohttpd over GnuTLS), on the same addresses, in addition
+     * to plain HTTP: on when tls_certfile is set. */
+    const char *tls_certfile;      /* PEM certificate, then intermediates; NULL or "" = off */
+    const char *tls_keyfile;       /* PEM private key, unencrypted */
+    uint16_t tls_port;             /* 0 picks a free port (see sb_http_tls_port) */
+    bool tls13_only;               /* refuse TLS 1.2 too (1.0 and 1.1 always are) */
 } sb_http_opts;
 
 /* Opens one listening socket per bind address (IPv6 ones are V6ONLY) and
@@ -58,6 +64,9 @@ int sb_http_start(sb_loop *loop, sb_broker *broker, const sb_http_opts *o, sb_ht
 
 /* The port the server listens on (the one picked, when started with 0). */
 uint16_t sb_http_port(const sb_http *h);
+
+/* The HTTPS port, or 0 when HTTPS is off. */
+uint16_t sb_http_tls_port(const sb_http *h);
 
 /* The addresses listened on, as "127.0.0.1:15672, [::1]:15672", for logs.
  * Borrowed: valid while h is. */

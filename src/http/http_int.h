@@ -74,13 +74,18 @@ typedef struct sb_http_daemon {
     sb_http *h;
     struct MHD_Daemon *d;
     sb_io io;                  /* MHD's epoll descriptor in our loop */
-    char name[80];             /* "127.0.0.1:15672", "[::1]:15672" */
+    bool is_tls;               /* HTTPS */
+    char name[88];             /* "127.0.0.1:15672", "https://[::1]:15671" */
 } sb_http_daemon;
 
 struct sb_http {
     sb_loop *loop;
     sb_broker *broker;
     uint16_t port;
+    uint16_t tls_port;         /* HTTPS, 0 when off */
+    char *tls_cert;            /* PEM text for MHD, or NULL */
+    char *tls_key;
+    bool tls13_only;
     size_t max_body_bytes;
     uint32_t header_timeout_ms;
     uint32_t body_timeout_ms;
@@ -109,6 +114,7 @@ typedef struct sb_http_conn {
     bool is_in_body;           /* headers done, body being received */
     bool is_answering;         /* request complete, handler working: no deadline here */
     bool is_shut;              /* deadline passed; socket shut down */
+    bool is_tls;               /* HTTPS: no plaintext 408 on a timeout */
     char peer[64];
 } sb_http_conn;
 
@@ -182,6 +188,8 @@ void sb_http__reply_error(sb_http_req *r, unsigned status, const char *error, co
 /* ---- http.c ---- */
 /* Runs MHD on every daemon soon (after a resume, from outside MHD_run). */
 void sb_http__kick(sb_http *h);
+/* d is one of h's HTTPS daemons. */
+bool sb_http__daemon_is_tls(const sb_http *h, const struct MHD_Daemon *d);
 
 /* ---- durable_wait.c ---- */
 /* Leaves r unanswered until the store reports pos durable; then answers

@@ -417,7 +417,9 @@ sb_http__conn_notify(void *cls, struct MHD_Connection *c, void **socket_context,
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         hc = sb_calloc(1, sizeof *hc);
+        const union MHD_ConnectionInfo *di = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON);
         hc->fd = ci ? ci->connect_fd : -1;
+        hc->is_tls = di != NULL && sb_http__daemon_is_tls(h, di->daemon);
         hc->phase_start_ms = sb_loop_now(h->loop);
         peer_is_loopback(c, hc->peer, sizeof hc->peer);
         sb_list_push_back(&h->conns, &hc->node);

@@ -51,13 +51,31 @@ parse_amqplain(sb_str r, sb_str *user, sb_str *pass, sb_arena *a)
     return 0;
 }
 
+const char *
+sb_auth_mechanisms(bool tls)
+{
+    return tls ? "PLAIN AMQPLAIN EXTERNAL" : "PLAIN AMQPLAIN";
+}
+
 sb_auth_result
 sb_auth_check(const sb_session_opts *o, const sb_auth *db, sb_str mechanism, sb_str response,
-              bool peer_is_loopback, char *user, size_t user_len, sb_arena *a)
+              bool peer_is_loopback, bool tls, const char *cert_cn, char *user, size_t user_len,
+              sb_arena *a)
 {
     sb_str u, p;
     int rc;
 
+    if (sb_str_eq_c(mechanism, "EXTERNAL") && tls) {
+        /* The certificate proved who it is: the user must exist, and no
+         * password is involved (RabbitMQ ignores the response too). */
+        if (cert_cn == NULL)
+            return SB_AUTH_NO_PEER_CERT;
+        u = sb_str_c(cert_cn);
+        snprintf(user, user_len, "%s", cert_cn);
+        if (u.len >= user_len || sb_auth_user(db, u) == NULL)
+            return SB_AUTH_BAD_CREDENTIALS;
+        goto loopback;
+    }
     if (sb_str_eq_c(mechanism, "PLAIN"))
         rc = parse_plain(response, &u, &p);
     else if (sb_str_eq_c(mechanism, "AMQPLAIN"))
@@ -71,6 +89,7 @@ sb_auth_check(const sb_session_opts *o, const sb_auth *db, sb_str mechanism, sb_
      * against the database again (permission checks use the copy). */
     if (u.len >= user_len || sb_auth_login(db, u, p) == NULL)
         return SB_AUTH_BAD_CREDENTIALS;
+loopback:
     /* RabbitMQ's loopback_users (default [guest]): the default user may
      * log in from this host only. */
     if (o->loopback_users_only && o->default_user != NULL && sb_str_eq_c(u, o->default_user) &&
@@ -89,6 +108,9 @@ sb_auth_describe(sb_auth_result r)
     case SB_AUTH_BAD_CREDENTIALS: return "login refused: invalid credentials";
     case SB_AUTH_NOT_LOOPBACK:
         return "login refused: user can only connect via localhost (loopback_users)";
+    case SB_AUTH_NO_PEER_CERT:
+        return "login refused: EXTERNAL needs a verified client certificate (ssl_options.verify "
+               "= verify_peer, and the client must send one)";
     }
     return "login refused";
 }

@@ -75,7 +75,7 @@ send_start(sb_sconn *sc)
     s->version_major = 0;
     s->version_minor = 9;
     s->server_properties = (sb_amqp_table){ .n = 7, .e = props };
-    s->mechanisms = sb_str_c("PLAIN AMQPLAIN");
+    s->mechanisms = sb_str_c(sb_auth_mechanisms(sb_conn_is_tls(sc->net)));
     s->locales = sb_str_c("en_US");
     sb_session__send(sc, 0, &m);
 }
@@ -179,7 +179,8 @@ sb_session__on_connection_start_ok(sb_sconn *sc, const sb_m_connection_start_ok 
         sc->cap_blocked = v && v->kind == SB_FV_BOOL && v->v.b;
     }
     ar = sb_auth_check(o, sb_broker_auth(sc->srv->broker), m->mechanism, m->response,
-                       sb_conn_peer_is_loopback(sc->net), sc->user, sizeof sc->user, &sc->arena);
+                       sb_conn_peer_is_loopback(sc->net), sb_conn_is_tls(sc->net),
+                       sb_conn_peer_cert_cn(sc->net), sc->user, sizeof sc->user, &sc->arena);
     if (ar != SB_AUTH_OK) {
         char text[300];
         sb_log(SB_LOG_WARN, "amqp", "%s: %s", sb_conn_peer(sc->net), sb_auth_describe(ar));

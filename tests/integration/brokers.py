@@ -148,18 +148,19 @@ def start():
 
 # --------------------------------------------------------------------------- RabbitMQ
 
-def start_rabbitmq(timeout=60.0, conf_lines=()):
+def start_rabbitmq(timeout=60.0, conf_lines=(), plugins=()):
     """RabbitMQ with its management plugin (HTTP API on http_url) and rabbitmq_prometheus
     (metrics_url, its own port as in RabbitMQ), statistics collected every second instead
     of every 5 s so that tests of message rates and counts wait less.
-    conf_lines: extra rabbitmq.conf lines (e.g. "consumer_timeout = 1000")."""
+    conf_lines: extra rabbitmq.conf lines (e.g. "consumer_timeout = 1000"); plugins: more
+    plugins to enable."""
     port = _free_port_pair(20000)
     mgmt_port, prom_port = free_port(), free_port()
     scratch = tempfile.mkdtemp(prefix="sb-rabbit-")
     node = f"ref{os.getpid()}x{random.randint(0, 99999)}@localhost"
-    plugins = os.path.join(scratch, "enabled_plugins")
-    with open(plugins, "w") as f:
-        f.write("[rabbitmq_management,rabbitmq_prometheus].\n")
+    plugins_file = os.path.join(scratch, "enabled_plugins")
+    with open(plugins_file, "w") as f:
+        f.write(f"[{','.join(['rabbitmq_management', 'rabbitmq_prometheus', *plugins])}].\n")
     conf_env = os.path.join(scratch, "rabbitmq-env.conf")
     open(conf_env, "w").close()
     conf = os.path.join(scratch, "rabbitmq.conf")
@@ -185,7 +186,7 @@ def start_rabbitmq(timeout=60.0, conf_lines=()):
         "RABBITMQ_MNESIA_BASE": os.path.join(scratch, "mnesia"),
         "RABBITMQ_LOG_BASE": os.path.join(scratch, "log"),
         "RABBITMQ_PID_FILE": os.path.join(scratch, "rabbit.pid"),
-        "RABBITMQ_ENABLED_PLUGINS_FILE": plugins,
+        "RABBITMQ_ENABLED_PLUGINS_FILE": plugins_file,
         "RABBITMQ_CONF_ENV_FILE": conf_env,
         "RABBITMQ_CONFIG_FILE": conf,
         "ERL_EPMD_ADDRESS": "127.0.0.1",

@@ -47,7 +47,7 @@ plain(const sb_auth *a, const char *user, const char *pass, bool loopback, char 
     size_t n = (size_t)snprintf(resp, sizeof resp, "%c%s%c%s", 0, user, 0, pass);
     sb_arena arena = SB_ARENA_INIT;
     sb_auth_result r = sb_auth_check(&opts, a, SB_STR_LIT("PLAIN"), sb_str_make(resp, n),
-                                     loopback, out, 128, &arena);
+                                     loopback, false, NULL, out, 128, &arena);
 
     sb_arena_free(&arena);
     return r;
@@ -89,18 +89,52 @@ amqplain_carries_login_and_password_in_a_table(void **state)
     char user[128];
 
     assert_int_equal(sb_auth_check(&opts, *state, SB_STR_LIT("AMQPLAIN"),
-                                   sb_str_make(resp, sizeof resp), false, user, sizeof user,
+                                   sb_str_make(resp, sizeof resp), false, false, NULL, user,
+                                   sizeof user,
                                    &arena),
                      SB_AUTH_OK);
     assert_string_equal(user, "app");
     assert_int_equal(sb_auth_check(&opts, *state, SB_STR_LIT("AMQPLAIN"),
-                                   sb_str_make(resp, 10), false, user, sizeof user, &arena),
+                                   sb_str_make(resp, 10), false, false, NULL, user, sizeof user,
+                                   &arena),
                      SB_AUTH_MALFORMED);
     assert_int_equal(sb_auth_check(&opts, *state, SB_STR_LIT("CRAM-MD5"),
-                                   sb_str_make(resp, sizeof resp), false, user, sizeof user,
+                                   sb_str_make(resp, sizeof resp), false, false, NULL, user,
+                                   sizeof user,
                                    &arena),
                      SB_AUTH_BAD_MECHANISM);
     sb_arena_free(&arena);
+}
+
+static sb_auth_result
+external(const sb_auth *a, bool tls, const char *cert_cn, bool loopback, char *out)
+{
+    sb_arena arena = SB_ARENA_INIT;
+    sb_auth_result r = sb_auth_check(&opts, a, SB_STR_LIT("EXTERNAL"), SB_STR_LIT("ignored"),
+                                     loopback, tls, cert_cn, out, 128, &arena);
+
+    sb_arena_free(&arena);
+    return r;
+}
+
+/* rabbitmq_auth_mechanism_ssl: over TLS, the verified certificate's CN is
+ * the user, if the database has it; offered on every TLS connection and
+ * refused without a certificate; not a mechanism of plain TCP at all. */
+static void
+external_logs_in_as_the_certificate_cn_over_tls_only(void **state)
+{
+    char user[128];
+
+    assert_int_equal(external(*state, true, "app", false, user), SB_AUTH_OK);
+    assert_string_equal(user, "app");
+    assert_int_equal(external(*state, true, "guest", true, user), SB_AUTH_OK);
+    assert_int_equal(external(*state, true, "guest", false, user), SB_AUTH_NOT_LOOPBACK);
+    assert_int_equal(external(*state, true, "nobody", true, user), SB_AUTH_BAD_CREDENTIALS);
+    assert_string_equal(user, "nobody");
+    assert_int_equal(external(*state, true, NULL, true, user), SB_AUTH_NO_PEER_CERT);
+    assert_int_equal(external(*state, false, "app", true, user), SB_AUTH_BAD_MECHANISM);
+    assert_string_equal(sb_auth_mechanisms(true), "PLAIN AMQPLAIN EXTERNAL");
+    assert_string_equal(sb_auth_mechanisms(false), "PLAIN AMQPLAIN");
 }
 
 int
@@ -114,6 +148,8 @@ main(void)
             teardown),
         cmocka_unit_test_setup_teardown(amqplain_carries_login_and_password_in_a_table, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(external_logs_in_as_the_certificate_cn_over_tls_only,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
