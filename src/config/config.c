@@ -161,8 +161,9 @@ sb_config_print_markdown(void *stream)
           "| --- | --- | --- | --- | --- |\n", out);
     for (size_t i = 0; i < sb_options_count; i++) {
         const sb_option *o = &sb_options[i];
-        fprintf(out, "| `%s` | %s%s%s | `%s` | ", o->name, o->flag ? "`" : "",
-                o->flag ? o->flag : "", o->flag ? "`" : "", o->def);
+        fprintf(out, "| `%s` | %s%s%s | %s%s%s | ", o->name, o->flag ? "`" : "",
+                o->flag ? o->flag : "", o->flag ? "`" : "", o->def[0] ? "`" : "",
+                o->def[0] ? o->def : "(none)", o->def[0] ? "`" : "");
         switch (o->type) {
         case SB_OPT_U32:
         case SB_OPT_U64:
