@@ -14,7 +14,8 @@
  * disk so confirms come out the same every time; F_RESTART then has a new
  * broker recover what the run left there, and every durable exchange,
  * queue and binding (names byte for byte) must be back, or the run aborts.
- * A connection is one end of an
+ * Per-action tracing is on (a small ring); F_EXTRAS also turns the
+ * firehose on and sets three policies. A connection is one end of an
  * AF_UNIX socketpair adopted by the net layer (sb_net__conn_new, what the
  * listener calls after accept4) with a 127.0.0.1 peer address, so guest may
  * log in. Segments are written in order, each only once the broker has read
@@ -23,7 +24,8 @@
  * broker has released every connection. A timer re-armed at 0 ms keeps
  * epoll_wait from sleeping, and every phase has an iteration cap, so no
  * input can wait for a heartbeat, handshake or linger timer; one run takes
- * well under a millisecond. Everything is freed at the end of a run, so
+ * about a millisecond. With F_TIGHT the connections stay open LINGER_MS at
+ * the end, so timers of a few ms fire with them still there. Everything is freed at the end of a run, so
  * LeakSanitizer reports what the broker really leaks.
  *
  * What the broker writes back is read as it comes and must be AMQP: frames
@@ -73,15 +75,32 @@ enum {
     F_NO_CAPS = 1 << 2,      /* that start-ok claims no capabilities */
     F_ALARM = 1 << 3,        /* the memory alarm is on: publishers get blocked */
     F_TIGHT = 1 << 4,        /* small limits: 1 KiB messages, 8 channels, 8 KiB frames,
-                                durable queues keep 2 messages in RAM */
+                                durable queues keep 2 messages in RAM, unacked
+                                deliveries time out after 1 ms (consumer_timeout) */
     F_STORE = 1 << 5,        /* with a store: definitions and the message log in a
                                 per-process directory on tmpfs, emptied before the run */
     F_RESTART = 1 << 6,      /* with F_STORE: afterwards, a new broker recovers it */
+    F_EXTRAS = 1 << 7,       /* the vhost has the firehose on and three policies (see
+                                policies[]) */
+};
+
+/* F_EXTRAS's policies, as the management API takes them. */
+static const char *const policies[][2] = {
+    { "p-queues", "{\"pattern\": \"^p\", \"apply-to\": \"queues\", \"priority\": 1,"
+                  " \"definition\": {\"max-length\": 2, \"overflow\": \"reject-publish-dlx\","
+                  " \"dead-letter-exchange\": \"amq.fanout\", \"message-ttl\": 60000,"
+                  " \"delivery-limit\": 1}}" },
+    { "alt-exchanges", "{\"pattern\": \"^alt\", \"apply-to\": \"exchanges\","
+                       " \"definition\": {\"alternate-exchange\": \"amq.fanout\"}}" },
+    { "everything", "{\"pattern\": \"\", \"apply-to\": \"all\", \"priority\": 0,"
+                    " \"definition\": {\"expires\": 600000, \"retry-delays\": [0, 1],"
+                    " \"dead-letter-exchange\": \"dlx\"}}" },
 };
 
 #define MAX_CONNS 4
 #define SEGMENT_ITERS 64        /* loop iterations for the broker to read one segment */
 #define FINAL_ITERS 256         /* ... and to release every connection at the end */
+#define LINGER_MS 3             /* F_TIGHT: connections stay open this long at the end */
 #define SEP_LEN 4
 #define GEN_PREFIX "amq.gen-"   /* + 22 characters: a server-named queue */
 #define GEN_LEN (8 + 22)
@@ -106,7 +125,9 @@ typedef struct run {
     int cur;                    /* the client being written to */
     const uint8_t *pend;        /* what is left of the segment being written */
     size_t pend_len;
-    bool final;                 /* every client half-closed */
+    enum { STEP, LINGER, FINAL } phase;  /* writing a segment; waiting for timers with
+                                            every connection open; every client half-closed */
+    uint64_t linger_until;      /* loop time (ms) at which LINGER ends */
     unsigned iters, cap;
     sb_arena arena;             /* decodes of broker output */
     sb_buf seg;                 /* the segment being written, names rewritten */
@@ -300,8 +321,10 @@ store_settled(run *r)
 static bool
 step_done(run *r)
 {
-    if (r->final)
+    if (r->phase == FINAL)
         return sb_sessions_count(r->sessions) == 0;
+    if (r->phase == LINGER)
+        return sb_loop_now(r->loop) >= r->linger_until;
     return r->pend_len == 0 && unread(r->c[r->cur].fd) == 0 && store_settled(r);
 }
 
@@ -318,13 +341,15 @@ before_sleep(sb_loop *l, void *arg)
     for (int i = 0; i < MAX_CONNS; i++)
         if (r->c[i].fd >= 0)
             drain(r, &r->c[i]);
-    if (!r->final)
+    if (r->phase == STEP)
         pump(r);
     if (step_done(r) || ++r->iters >= r->cap) {
         sb_loop_stop(l);
         return;
     }
-    sb_timer_start(l, &r->tick, 0);    /* epoll_wait must not sleep */
+    /* epoll_wait must not sleep, except until the end of LINGER (the
+     * broker's own timers wake it earlier). */
+    sb_timer_start(l, &r->tick, r->phase == LINGER ? r->linger_until - sb_loop_now(l) : 0);
 }
 
 static void
@@ -630,8 +655,28 @@ restart(const sb_broker_limits *lim, const durable_set *before)
 static void
 limits(uint8_t flags, sb_broker_limits *lim)
 {
+    memset(lim, 0, sizeof *lim);
     lim->max_message_bytes = flags & F_TIGHT ? 1024 : 1u << 20;
     lim->queue_memory_window = flags & F_TIGHT ? 2 : 0;
+    lim->trace_max_events = 64;     /* on, as by default, in a ring that wraps soon */
+}
+
+static void
+set_extras(sb_broker *b)
+{
+    sb_vhost *v = sb_broker_vhost(b, SB_STR_LIT("/"));
+    char why[256];
+
+    sb_vhost_set_tracing(v, true);
+    for (size_t i = 0; i < sizeof policies / sizeof policies[0]; i++) {
+        json_t *j = json_loads(policies[i][1], 0, NULL);
+        if (j == NULL || sb_policy_set(v, policies[i][0], j, why, sizeof why) != 0) {
+            fprintf(stderr, "fuzz_session: policy %s: %s\n", policies[i][0],
+                    j ? why : "not JSON");
+            abort();
+        }
+        json_decref(j);
+    }
 }
 
 static void
@@ -646,6 +691,7 @@ setup(run *r, uint8_t flags)
         .default_pass = "guest",
         .loopback_users_only = true,
         .handshake_timeout_ms = 1000,
+        .consumer_timeout_ms = flags & F_TIGHT ? 1 : 0,
         .memory_high_watermark = flags & F_ALARM ? 1 : 0,
         .memory_check_ms = 60000,
     };
@@ -672,6 +718,8 @@ setup(run *r, uint8_t flags)
             fatal("cannot watch the store", NULL);
         sb_loop_add_before_sleep(r->loop, store_before_sleep, r->broker);
     }
+    if (flags & F_EXTRAS)       /* after the store: policies are saved with the definitions */
+        set_extras(r->broker);
 }
 
 static void
@@ -738,10 +786,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (p < end)
             conn = *p++ % MAX_CONNS;
     }
+    if (r.flags & F_TIGHT) {
+        /* Timers of a few ms (TTL, expiry, delays, retries, the consumer
+         * timeout) fire while the connections are still there. */
+        r.phase = LINGER;
+        r.linger_until = sb_loop_now(r.loop) + LINGER_MS;
+        run_loop(&r, FINAL_ITERS);
+    }
     for (int i = 0; i < MAX_CONNS; i++)
         if (r.c[i].fd >= 0)
             shutdown(r.c[i].fd, SHUT_WR);
-    r.final = true;
+    r.phase = FINAL;
     run_loop(&r, FINAL_ITERS);
     teardown(&r);
     return 0;

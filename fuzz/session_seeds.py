@@ -14,7 +14,9 @@ separated by 00 'S' 'B' '|' <connection index>; see fuzz/fuzz_session.c):
   frames out of order, content on two channels at once, every property), written with
   tests/integration/rawamqp.py after the harness's own handshake (flags F_HANDSHAKE).
 
-    /usr/bin/python3 fuzz/session_seeds.py            # (re)writes the seeds
+    /usr/bin/python3 fuzz/session_seeds.py            # (re)writes the seeds (recorded ones
+                                                      # differ a little from run to run: how
+                                                      # the client's writes were chunked)
     /usr/bin/python3 fuzz/session_seeds.py --check    # fails if a seed would change
                                                       # (composed seeds only)
 """
@@ -34,7 +36,8 @@ import rawamqp as R  # noqa: E402
 
 OUT = ROOT / "fuzz" / "corpus" / "fuzz_session"
 SEP = b"\x00SB|"
-F_HANDSHAKE, F_SMALL_FRAMES, F_NO_CAPS, F_ALARM, F_TIGHT, F_STORE, F_RESTART = 1, 2, 4, 8, 16, 32, 64
+F_HANDSHAKE, F_SMALL_FRAMES, F_NO_CAPS, F_ALARM, F_TIGHT, F_STORE, F_RESTART, F_EXTRAS = \
+    1, 2, 4, 8, 16, 32, 64, 128
 MAX_CONNS = 4
 
 
@@ -707,6 +710,39 @@ def composed():
          + pub(1, "later", "", b"due", 1 << 13 | 1 << 12, t({"x-delay": 60000}) + o(2))
          + pub(1, "", "dq2", b"dies", *persistent)
          + M(1, (40, 20), s(0) + ss("dx") + o(0)))])
+    # timers that fire while the connections are open (F_TIGHT lingers 3 ms): message TTL
+    # into a dead-letter queue, queue expiry, a delayed exchange, a retry, and the 1 ms
+    # consumer timeout closing channel 1
+    out["seed_timers"] = seed(hs | F_TIGHT, [
+        (0, qdecl(1, "ttl", {"x-message-ttl": 1, "x-dead-letter-exchange": "",
+                             "x-dead-letter-routing-key": "dead"})
+         + qdecl(1, "dead") + qdecl(1, "exp", {"x-expires": 1}) + chopen(2)
+         + consume(2, "dead", no_ack=True) + pub(1, "", "ttl", b"x")
+         + M(1, (40, 10), s(0) + ss("later") + ss("x-delayed-message") + o(0)
+             + t({"x-delayed-type": "direct"}))
+         + M(1, (50, 20), s(0) + ss("dead") + ss("later") + ss("d") + o(0) + t(None))
+         + pub(1, "later", "d", b"due", 1 << 13, t({"x-delay": 1}))
+         + qdecl(1, "r", {"x-retry-delays": [1]}) + pub(1, "", "r", b"r") + get(1, "r")
+         + reject(1, 1, False) + qdecl(1, "w") + pub(1, "", "w", b"y") + consume(1, "w"))])
+    # tracing: messages with a W3C traceparent (and a broken one) through routing, delivery,
+    # reject into a dead-letter exchange, direct reply-to; with the firehose and policies
+    # on, and queues the policies match (p*: max-length 2, reject-publish-dlx)
+    tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    traced = (1 << 13, t({"traceparent": tp}))
+    out["seed_tracing_policies"] = seed(hs | F_EXTRAS, [
+        (0, qdecl(1, "dlx") + M(1, (40, 10), s(0) + ss("dlx") + ss("fanout") + o(0) + t(None))
+         + M(1, (50, 20), s(0) + ss("dlx") + ss("dlx") + ss("") + o(0) + t(None))
+         + qdecl(1, "pq") + M(1, (85, 10), o(0))
+         + b"".join(pub(1, "", "pq", b"t%d" % i, *traced) for i in range(4))
+         + M(1, (40, 10), s(0) + ss("alt-x") + ss("direct") + o(0) + t(None))
+         + pub(1, "alt-x", "nowhere", b"alt", *traced)
+         + get(1, "pq") + reject(1, 1, False) + get(1, "dlx", True)
+         + pub(1, "", "pq", b"bad", 1 << 13, t({"traceparent": "00-xyz-01"}))
+         + consume(1, "pq") + nack(1, 0, True, False)),
+        (1, consume(1, "amq.rabbitmq.reply-to", no_ack=True) + qdecl(1, "svc")
+         + pub(1, "", "svc", b"call", 1 << 13 | 1 << 9, t({"traceparent": tp})
+               + ss("amq.rabbitmq.reply-to"))
+         + chopen(2) + get(2, "svc") + pub(2, "", reply_token(0), b"answer", *traced))])
     return out
 
 
