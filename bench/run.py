@@ -578,7 +578,8 @@ class Run:
             self.res[name]["idle_rss_mib"] = rss_mib(b.pid)
 
     def run_workloads(self):
-        wl = workloads(self.opts.quick)
+        wl = [w for w in workloads(self.opts.quick)
+              if not self.opts.workloads or w[0] in self.opts.workloads]
         timeout = 300 if self.opts.quick else 900
         for rnd in range(self.opts.rounds):
             for title, args, count in wl:
@@ -1120,6 +1121,8 @@ def main():
                          "million (writes ~10 GB per broker; needs 30 GiB free; long)")
     ap.add_argument("--sections", default=",".join(SECTIONS),
                     help="comma-separated subset of: " + ", ".join(SECTIONS))
+    ap.add_argument("--workload", action="append", dest="workloads", default=[],
+                    help="run only this workload (its title, e.g. '16 B transient'); repeatable")
     opts = ap.parse_args()
     opts.sections = [x for x in opts.sections.split(",") if x]
     bad = [x for x in opts.sections if x not in SECTIONS]
