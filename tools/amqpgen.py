@@ -81,6 +81,7 @@ class Method:
         self.content = bool(spec_method.get("content", False))
         self.args = [Arg(a, domains) for a in spec_method["arguments"]]
         self.client_sends = False  # set by load_receivers, from the XML
+        self.server_sends = False  # likewise: the XML names "client" among its chassis
 
 
 def resolve(domain, domains):
@@ -260,6 +261,13 @@ def gen_decoder(m):
                 L.append(f"    m->{a.name} = (bits & 0x{1 << i:02x}) != 0;\n")
         elif item.type == "table":
             L.append(f"    sb_amqp__rd_table(r, &m->{item.name});\n")
+        elif item.type == "shortstr" and m.client_sends and not m.server_sends \
+                and m.ident != "basic_publish":
+            # RabbitMQ refuses a short string that is not UTF-8 in what a
+            # client sends (501, "Malformed UTF-8 in shortstr"), but for
+            # basic.publish; what a server sends (deliver, return, close)
+            # may carry a publish's bytes back, so it is read as it is.
+            L.append(f"    m->{item.name} = sb_amqp__rd_shortstr_utf8(r);\n")
         else:
             L.append(f"    m->{item.name} = {TYPES[item.type][1]};\n")
     L.append("}\n\n")
@@ -409,6 +417,7 @@ def load_receivers(xml_path, methods):
     for m in methods:
         if m.spec_name in DISPATCH_RECEIVER_FIXES:
             m.client_sends = DISPATCH_RECEIVER_FIXES[m.spec_name] == "server"
+            m.server_sends = not m.client_sends
             continue
         got = receivers.get((m.class_id, m.id))
         if got is None:
@@ -418,6 +427,7 @@ def load_receivers(xml_path, methods):
             raise SystemExit(f"amqpgen: ({m.class_id}, {m.id}) is {m.spec_name} in the JSON "
                              f"but {got[0]} in {xml_path}")
         m.client_sends = "server" in got[1]
+        m.server_sends = "client" in got[1]
     for name in DISPATCH_REFUSED:
         if not by_name[name].client_sends:
             raise SystemExit(f"amqpgen: {name} is refused but a client cannot send it anyway")

@@ -28,6 +28,7 @@ enum {
     SB_AMQP_EUNKNOWN = -4,    /* unknown class or method id */
     SB_AMQP_EDEPTH = -5,      /* field table nested too deep */
     SB_AMQP_EFRAME_TYPE = -6, /* unknown frame type */
+    SB_AMQP_EUTF8 = -7,       /* a method's shortstr is not UTF-8 (utf8.c) */
 };
 
 /* ---- frames ---- */
@@ -47,6 +48,10 @@ typedef struct sb_amqp_frame {
     uint16_t channel;
     sb_str payload;  /* view into the input buffer */
 } sb_amqp_frame;
+
+/* Whether s is UTF-8 as RabbitMQ checks a method's short strings (see
+ * utf8.c for exactly what that admits). */
+bool sb_amqp_utf8_valid(sb_str s);
 
 /* Splits one frame off the front of buf[0..len). Copies nothing.
  * frame_max counts the whole frame including its 8 bytes of overhead, as

@@ -122,9 +122,9 @@ static void
 dec_connection_start_ok(sb_amqp__rd *r, sb_m_connection_start_ok *m)
 {
     sb_amqp__rd_table(r, &m->client_properties);
-    m->mechanism = sb_amqp__rd_shortstr(r);
+    m->mechanism = sb_amqp__rd_shortstr_utf8(r);
     m->response = sb_amqp__rd_longstr(r);
-    m->locale = sb_amqp__rd_shortstr(r);
+    m->locale = sb_amqp__rd_shortstr_utf8(r);
 }
 
 static void
@@ -197,8 +197,8 @@ dec_connection_open(sb_amqp__rd *r, sb_m_connection_open *m)
 {
     uint8_t bits;
 
-    m->virtual_host = sb_amqp__rd_shortstr(r);
-    m->capabilities = sb_amqp__rd_shortstr(r);
+    m->virtual_host = sb_amqp__rd_shortstr_utf8(r);
+    m->capabilities = sb_amqp__rd_shortstr_utf8(r);
     bits = sb_amqp__rd_u8(r);
     m->insist = (bits & 0x01) != 0;
 }
@@ -257,7 +257,7 @@ static void
 dec_connection_update_secret(sb_amqp__rd *r, sb_m_connection_update_secret *m)
 {
     m->new_secret = sb_amqp__rd_longstr(r);
-    m->reason = sb_amqp__rd_shortstr(r);
+    m->reason = sb_amqp__rd_shortstr_utf8(r);
 }
 
 static void
@@ -270,7 +270,7 @@ enc_connection_update_secret(sb_buf *b, const sb_m_connection_update_secret *m)
 static void
 dec_channel_open(sb_amqp__rd *r, sb_m_channel_open *m)
 {
-    m->out_of_band = sb_amqp__rd_shortstr(r);
+    m->out_of_band = sb_amqp__rd_shortstr_utf8(r);
 }
 
 static void
@@ -344,7 +344,7 @@ dec_access_request(sb_amqp__rd *r, sb_m_access_request *m)
 {
     uint8_t bits;
 
-    m->realm = sb_amqp__rd_shortstr(r);
+    m->realm = sb_amqp__rd_shortstr_utf8(r);
     bits = sb_amqp__rd_u8(r);
     m->exclusive = (bits & 0x01) != 0;
     m->passive = (bits & 0x02) != 0;
@@ -382,8 +382,8 @@ dec_exchange_declare(sb_amqp__rd *r, sb_m_exchange_declare *m)
     uint8_t bits;
 
     m->ticket = sb_amqp__rd_u16(r);
-    m->exchange = sb_amqp__rd_shortstr(r);
-    m->type = sb_amqp__rd_shortstr(r);
+    m->exchange = sb_amqp__rd_shortstr_utf8(r);
+    m->type = sb_amqp__rd_shortstr_utf8(r);
     bits = sb_amqp__rd_u8(r);
     m->passive = (bits & 0x01) != 0;
     m->durable = (bits & 0x02) != 0;
@@ -413,7 +413,7 @@ dec_exchange_delete(sb_amqp__rd *r, sb_m_exchange_delete *m)
     uint8_t bits;
 
     m->ticket = sb_amqp__rd_u16(r);
-    m->exchange = sb_amqp__rd_shortstr(r);
+    m->exchange = sb_amqp__rd_shortstr_utf8(r);
     bits = sb_amqp__rd_u8(r);
     m->if_unused = (bits & 0x01) != 0;
     m->nowait = (bits & 0x02) != 0;
@@ -434,9 +434,9 @@ dec_exchange_bind(sb_amqp__rd *r, sb_m_exchange_bind *m)
     uint8_t bits;
 
     m->ticket = sb_amqp__rd_u16(r);
-    m->destination = sb_amqp__rd_shortstr(r);
-    m->source = sb_amqp__rd_shortstr(r);
-    m->routing_key = sb_amqp__rd_shortstr(r);
+    m->destination = sb_amqp__rd_shortstr_utf8(r);
+    m->source = sb_amqp__rd_shortstr_utf8(r);
+    m->routing_key = sb_amqp__rd_shortstr_utf8(r);
     bits = sb_amqp__rd_u8(r);
     m->nowait = (bits & 0x01) != 0;
     sb_amqp__rd_table(r, &m->arguments);
@@ -459,9 +459,9 @@ dec_exchange_unbind(sb_amqp__rd *r, sb_m_exchange_unbind *m)
     uint8_t bits;
 
     m->ticket = sb_amqp__rd_u16(r);
-    m->destination = sb_amqp__rd_shortstr(r);
-    m->source = sb_amqp__rd_shortstr(r);
-    m->routing_key = sb_amqp__rd_shortstr(r);
+    m->destination = sb_amqp__rd_shortstr_utf8(r);
+    m->source = sb_amqp__rd_shortstr_utf8(r);
+    m->routing_key = sb_amqp__rd_shortstr_utf8(r);
     bits = sb_amqp__rd_u8(r);
     m->nowait = (bits & 0x01) != 0;
     sb_amqp__rd_table(r, &m->arguments);
@@ -484,7 +484,7 @@ dec_queue_declare(sb_amqp__rd *r, sb_m_queue_declare *m)
     uint8_t bits;
 
     m->ticket = sb_amqp__rd_u16(r);
-    m->queue = sb_amqp__rd_shortstr(r);
+    m->queue = sb_amqp__rd_shortstr_utf8(r);
     bits = sb_amqp__rd_u8(r);
     m->passive = (bits & 0x01) != 0;
     m->durable = (bits & 0x02) != 0;
@@ -529,9 +529,9 @@ dec_queue_bind(sb_amqp__rd *r, sb_m_queue_bind *m)
     uint8_t bits;
 
     m->ticket = sb_amqp__rd_u16(r);
-    m->queue = sb_amqp__rd_shortstr(r);
-    m->exchange = sb_amqp__rd_shortstr(r);
-    m->routing_key = sb_amqp__rd_shortstr(r);
+    m->queue = sb_amqp__rd_shortstr_utf8(r);
+    m->exchange = sb_amqp__rd_shortstr_utf8(r);
+    m->routing_key = sb_amqp__rd_shortstr_utf8(r);
     bits = sb_amqp__rd_u8(r);
     m->nowait = (bits & 0x01) != 0;
     sb_amqp__rd_table(r, &m->arguments);
@@ -554,7 +554,7 @@ dec_queue_purge(sb_amqp__rd *r, sb_m_queue_purge *m)
     uint8_t bits;
 
     m->ticket = sb_amqp__rd_u16(r);
-    m->queue = sb_amqp__rd_shortstr(r);
+    m->queue = sb_amqp__rd_shortstr_utf8(r);
     bits = sb_amqp__rd_u8(r);
     m->nowait = (bits & 0x01) != 0;
 }
@@ -585,7 +585,7 @@ dec_queue_delete(sb_amqp__rd *r, sb_m_queue_delete *m)
     uint8_t bits;
 
     m->ticket = sb_amqp__rd_u16(r);
-    m->queue = sb_amqp__rd_shortstr(r);
+    m->queue = sb_amqp__rd_shortstr_utf8(r);
     bits = sb_amqp__rd_u8(r);
     m->if_unused = (bits & 0x01) != 0;
     m->if_empty = (bits & 0x02) != 0;
@@ -618,9 +618,9 @@ static void
 dec_queue_unbind(sb_amqp__rd *r, sb_m_queue_unbind *m)
 {
     m->ticket = sb_amqp__rd_u16(r);
-    m->queue = sb_amqp__rd_shortstr(r);
-    m->exchange = sb_amqp__rd_shortstr(r);
-    m->routing_key = sb_amqp__rd_shortstr(r);
+    m->queue = sb_amqp__rd_shortstr_utf8(r);
+    m->exchange = sb_amqp__rd_shortstr_utf8(r);
+    m->routing_key = sb_amqp__rd_shortstr_utf8(r);
     sb_amqp__rd_table(r, &m->arguments);
 }
 
@@ -659,8 +659,8 @@ dec_basic_consume(sb_amqp__rd *r, sb_m_basic_consume *m)
     uint8_t bits;
 
     m->ticket = sb_amqp__rd_u16(r);
-    m->queue = sb_amqp__rd_shortstr(r);
-    m->consumer_tag = sb_amqp__rd_shortstr(r);
+    m->queue = sb_amqp__rd_shortstr_utf8(r);
+    m->consumer_tag = sb_amqp__rd_shortstr_utf8(r);
     bits = sb_amqp__rd_u8(r);
     m->no_local = (bits & 0x01) != 0;
     m->no_ack = (bits & 0x02) != 0;
@@ -793,7 +793,7 @@ dec_basic_get(sb_amqp__rd *r, sb_m_basic_get *m)
     uint8_t bits;
 
     m->ticket = sb_amqp__rd_u16(r);
-    m->queue = sb_amqp__rd_shortstr(r);
+    m->queue = sb_amqp__rd_shortstr_utf8(r);
     bits = sb_amqp__rd_u8(r);
     m->no_ack = (bits & 0x01) != 0;
 }

@@ -119,6 +119,18 @@ sb_amqp__rd_shortstr(sb_amqp__rd *r)
     return sb_amqp__rd_bytes(r, n);
 }
 
+/* A shortstr that must be UTF-8 (RabbitMQ's rule for every method's
+ * short strings but basic.publish's): SB_AMQP_EUTF8 when it is not. */
+static inline sb_str
+sb_amqp__rd_shortstr_utf8(sb_amqp__rd *r)
+{
+    sb_str s = sb_amqp__rd_shortstr(r);
+
+    if (r->err == 0 && !sb_amqp_utf8_valid(s))
+        sb_amqp__rd_fail(r, SB_AMQP_EUTF8);
+    return s;
+}
+
 /* longstr: 4-byte length, then that many bytes. */
 static inline sb_str
 sb_amqp__rd_longstr(sb_amqp__rd *r)

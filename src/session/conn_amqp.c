@@ -358,6 +358,10 @@ sb_session__decode_error(sb_sconn *sc, sb_str payload, int rc)
         fail(sc, SB_COMMAND_INVALID, 0, "%s", "unknown method");
         return;
     }
+    if (rc == SB_AMQP_EUTF8) {
+        fail(sc, SB_FRAME_ERROR, 0, "%s", "Malformed UTF-8 in shortstr");
+        return;
+    }
     sb_amqp_fmt_binary(bin, sizeof bin,
                        payload.len >= 4 ? sb_str_make(payload.p + 4, payload.len - 4) : payload);
     fail(sc, SB_FRAME_ERROR, id, "cannot decode %s", bin);

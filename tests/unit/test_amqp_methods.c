@@ -401,11 +401,45 @@ method_without_arguments_encodes_only_its_ids(void **state)
     sb_buf_free(&b);
 }
 
+/* A short string that is not UTF-8 fails the decode of any method but
+ * basic.publish (RabbitMQ's 501 "Malformed UTF-8 in shortstr"). */
+static void
+shortstrs_must_be_utf8_except_in_basic_publish(void **state)
+{
+    sb_amqp_method d;
+    sb_buf b = SB_BUF_INIT;
+    sb_amqp_method q = { .id = SB_M_QUEUE_DECLARE };
+    sb_amqp_method p = { .id = SB_M_BASIC_PUBLISH };
+
+    q.u.queue_declare.queue = SB_STR_LIT("q-\xc0\xaf");
+    sb_amqp_method_encode(&b, &q);
+    assert_int_equal(sb_amqp_method_decode(guarded(b.data, b.len), b.len, &d, *state),
+                     SB_AMQP_EUTF8);
+    sb_buf_reset(&b);
+    q.u.queue_declare.queue = SB_STR_LIT("q-\xc3\xa9-\xed\xa0\x80");  /* é, a surrogate */
+    sb_amqp_method_encode(&b, &q);
+    assert_int_equal(sb_amqp_method_decode(guarded(b.data, b.len), b.len, &d, *state), 0);
+    sb_buf_reset(&b);
+    p.u.basic_publish.routing_key = SB_STR_LIT("k-\xff");
+    sb_amqp_method_encode(&b, &p);
+    assert_int_equal(sb_amqp_method_decode(guarded(b.data, b.len), b.len, &d, *state), 0);
+    assert_true(sb_str_eq_c(d.u.basic_publish.routing_key, "k-\xff"));
+    sb_buf_free(&b);
+    assert_true(sb_amqp_utf8_valid(SB_STR_LIT("")));
+    assert_true(sb_amqp_utf8_valid(SB_STR_LIT("\xf0\x9f\x98\x80\xf7\xbf\xbf\xbf")));
+    assert_false(sb_amqp_utf8_valid(SB_STR_LIT("\xe0\x80\xaf")));
+    assert_false(sb_amqp_utf8_valid(SB_STR_LIT("\xf0\x8f\xbf\xbf")));
+    assert_false(sb_amqp_utf8_valid(SB_STR_LIT("\xe2\x82")));
+    assert_false(sb_amqp_utf8_valid(SB_STR_LIT("\xe2\x28\xa1")));
+    assert_false(sb_amqp_utf8_valid(SB_STR_LIT("\xf8\x88\x80\x80\x80")));
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(method_ids_pack_class_and_method),
+        cmocka_unit_test(shortstrs_must_be_utf8_except_in_basic_publish),
         cmocka_unit_test(method_info_gives_spec_name_and_flags),
         cmocka_unit_test(method_info_knows_all_66_methods_and_nothing_else),
         cmocka_unit_test(connection_tune_decodes_from_golden_bytes),
