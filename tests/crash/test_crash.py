@@ -219,7 +219,8 @@ class Publisher:
 def read_queue(b, queue, ack=True, timeout=20.0):
     """Every message in queue, as a list of (id, redelivered), by basic.consume. With
     ack=False the messages are not acknowledged and go back to the queue when the
-    connection closes. Bodies are checked against their id."""
+    connection closes. Bodies are checked against their id. Fails when timeout seconds
+    pass without a delivery (on a loaded machine the whole read can take longer)."""
     c = raw_channel(b)
     try:
         q = declare_queue(c, queue, passive=True)
@@ -253,6 +254,7 @@ def read_queue(b, queue, ack=True, timeout=20.0):
             i = id_of(body)
             assert body == body_for(i, size), f"message {i}: body damaged"
             out.append((i, redelivered))
+            deadline = time.monotonic() + timeout   # the limit is on silence, not the total
         return out
     finally:
         c.close()
