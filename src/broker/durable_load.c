@@ -29,6 +29,9 @@ sb_broker_load_definitions(sb_broker *b, const char *dir)
      * once, so the next start finds it and does not make one again. */
     if (rc == -ENOENT) {
         b->defs_dirty = b->users_loaded;
+        if (b->users_loaded)
+            sb_log(SB_LOG_INFO, "auth", "no definitions in %s yet: starting with the default "
+                   "user (default_user, administrator with all permissions on vhost '/')", dir);
         return 0;
     }
     if (rc < 0)

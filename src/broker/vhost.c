@@ -215,7 +215,10 @@ sb_broker_default_user(sb_broker *b, const char *user, const char *password)
         sb_log(SB_LOG_ERROR, "auth", "cannot create the default user '%s': %s", user, why);
         return;
     }
-    sb_log(SB_LOG_INFO, "auth", "created the default user '%s' (administrator, all permissions "
+    /* Seeded before the saved definitions load (which replace it, so a
+     * deleted default user stays deleted); durable_load.c says so at info
+     * level when there were none to load. */
+    sb_log(SB_LOG_DEBUG, "auth", "seeded the default user '%s' (administrator, all permissions "
            "on vhost '/')", user);
 }
 
