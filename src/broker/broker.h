@@ -216,8 +216,10 @@ typedef struct sb_queue_decl {
     bool passive, durable, exclusive, auto_delete;
     const sb_amqp_table *args;
     const void *owner;      /* the declaring connection, for exclusive */
-    bool restoring;         /* the broker's own saved definitions, at start-up: a
-                               durable server-named queue (amq.gen-...) comes back too */
+    bool restoring;         /* from a definitions document (ours at start-up, or an
+                               import, RabbitMQ's exports included): a durable
+                               server-named queue (amq.gen-...) comes back too, as
+                               RabbitMQ's import declares it */
     sb_access *access;      /* the declarer's permissions, checked in RabbitMQ's order
                                (configure, on the generated name too; for a new queue with
                                a dead-letter exchange, read it and write the DLX); NULL:

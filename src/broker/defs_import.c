@@ -129,7 +129,7 @@ import_queue(import_ctx *c, const json_t *o)
 {
     sb_queue_decl d = { .name = jstr(c, o, "name"), .durable = jbool(o, "durable", true),
                         .auto_delete = jbool(o, "auto_delete", false),
-                        .restoring = c->at_start };
+                        .restoring = true };
     sb_vhost *v = obj_vhost(c, o, "queue", d.name);
     sb_amqp_table args;
     sb_queue_info info;

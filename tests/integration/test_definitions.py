@@ -222,6 +222,21 @@ def test_import_leaves_existing_queues_as_they_are(http, ch):
         ch.queue_delete(qn)
 
 
+def test_import_takes_a_durable_server_named_queue(http, ch):
+    """RabbitMQ exports durable amq.gen-... queues and imports them again (its import declares
+    them as they are); the 403 for the amq. prefix is for clients declaring over AMQP."""
+    qn = "amq.gen-" + unique("imported")[-12:] + "AbCdEfGhIj"
+    body = {"queues": [{"name": qn, "vhost": "/", "durable": True, "auto_delete": False,
+                        "arguments": {}}]}
+    status, _, reply = request(http, "POST", "/api/definitions", body=json.dumps(body).encode(),
+                               headers=JSON)
+    try:
+        assert status == 204, reply
+        assert ch.queue_declare(qn, passive=True).method.message_count == 0
+    finally:
+        ch.queue_delete(qn)
+
+
 def test_import_error_is_400_with_the_first_reason(sb, http, tmp_path):
     qn = unique("q")
     body = {"queues": [{"name": qn, "vhost": "/", "durable": True,
