@@ -368,8 +368,8 @@ refresh_all(sb_vhost *v)
 
     while (sb_map_next(&v->exchanges, &it, NULL, &val))
         sb_broker__exchange_policy_refresh(val);
-    /* Enforcing a limit may dead-letter, which may declare nothing but can
-     * auto-delete nothing either: queues stay where they are meanwhile. */
+    /* Enforcing a lower limit may dead-letter messages into other queues;
+     * that neither creates nor deletes a queue, so the map walk is safe. */
     for (it = 0; sb_map_next(&v->queues, &it, NULL, &val);)
         sb_broker__queue_policy_refresh(val, true);
 }
